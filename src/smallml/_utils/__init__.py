@@ -1,0 +1,1 @@
+"""Private helpers shared by the families: argument checks and model-state snapshots."""

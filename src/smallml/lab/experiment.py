@@ -1,0 +1,90 @@
+"""What an experiment module is made of, and what its ``run`` function sees.
+
+An experiment module (``smallml/lab/experiments/<name>.py``) defines:
+
+- ``SYSTEM``: the SEED.md system it reproduces (one of ``registry.SYSTEMS``);
+- ``DESCRIPTION``: one line for ``smallml list``;
+- ``DATA``: what ``--data PATH`` means for it, or None when it reads no real data set;
+- ``Config``: a dataclass holding every knob, with defaults (the ``quick`` preset);
+- ``PRESETS``: ``{"smoke": Preset(...), "quick": Preset(...), "full": Preset(...)}``;
+- ``CLAIMS``: checkable statements about the summarised metrics (``Claim``);
+- ``run(cfg, ctx) -> dict``: one seed's metrics (the lab seeds everything before calling it);
+- optionally ``summarize(cfg, results, ctx) -> dict``: figures and metrics across all seeds.
+
+Scalar metrics (numbers and booleans) are summarised over seeds as a mean with a 95% interval;
+other values (lists of per-epoch numbers, tables) are kept per seed in ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from smallml.lab.stats import Estimate
+
+if TYPE_CHECKING:
+    from smallml.lab.runs import Run
+
+Summary = Mapping[str, Estimate]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Default seeds and config overrides of one preset."""
+
+    seeds: tuple[int, ...] = (0,)
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A statement judged on the summarised metrics of a run.
+
+    Args:
+        text: the statement as a reader should see it.
+        holds: ``holds(summary) -> bool`` with ``summary[name]`` an ``Estimate`` (``.mean``,
+            ``.low``, ``.high``) of each scalar metric.
+        metrics: the metric names whose numbers are shown next to the verdict.
+        presets: presets that judge the claim; other presets show it as not judged.
+        min_seeds: fewest seeds a judgement needs.
+    """
+
+    text: str
+    holds: Callable[[Summary], bool]
+    metrics: tuple[str, ...]
+    presets: tuple[str, ...] = ("full",)
+    min_seeds: int = 1
+
+
+@dataclass
+class RunContext:
+    """What ``run(cfg, ctx)`` gets: the seed, device, data path, and the run folder's writers."""
+
+    seed: int
+    seeds: tuple[int, ...]
+    preset: str
+    device: torch.device
+    data: Path | None
+    run: Run
+
+    @property
+    def first_seed(self) -> bool:
+        """True for the first seed: draw per-seed figures only then."""
+        return self.seed == self.seeds[0]
+
+    @property
+    def path(self) -> Path:
+        """The run folder (write only through ``savefig``/``log`` or atomically)."""
+        return self.run.path
+
+    def savefig(self, figure: Any, name: str, caption: str = "") -> None:
+        """Save a matplotlib figure as ``<name>.png`` in the run folder and close it."""
+        self.run.savefig(figure, name, caption)
+
+    def log(self, message: str) -> None:
+        """Append a line to the run's ``log.txt``."""
+        self.run.log(message)

@@ -1,0 +1,210 @@
+"""Learning-rate range test (SEED.md): does the slope pick find the learning rate that trains best?
+
+For each seed: a small CNN on the digits, one range test from its initial weights (every
+candidate from the same checkpoint, same batches, least-squares slope), the naive pick (largest
+drop from the first to the last batch loss), and the truth: the same initial weights trained with
+every candidate for a few epochs through ``engine.fit``, scored by validation loss.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from smallml.data import load_digits_images
+from smallml.lab import engine
+from smallml.lab.experiment import Claim, Preset, RunContext
+from smallml.models import SmallCNN
+from smallml.tuning import lr_range_test
+
+SYSTEM = "Learning Rate Range Test"
+DESCRIPTION = "slope-based learning-rate pick vs the naive first/last rule vs the trained truth"
+DATA = None
+
+
+@dataclass
+class Config:
+    lrs: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0)
+    optimizer: str = "sgd"
+    num_batches: int = 20
+    batch_size: int = 32
+    width: int = 16
+    truth_epochs: int = 3
+    val_fraction: float = 0.25
+    num_bootstrap: int = 200
+
+
+PRESETS = {
+    "smoke": Preset(
+        seeds=(0,),
+        config={"lrs": (1e-3, 1e-1, 1.0), "num_batches": 4, "truth_epochs": 1, "num_bootstrap": 20},
+    ),
+    "quick": Preset(seeds=(0, 1, 2)),
+    "full": Preset(seeds=tuple(range(10))),
+}
+
+CLAIMS = (
+    Claim(
+        "the slope pick lies within one grid step of the truly best learning rate in at least "
+        "80% of seeds",
+        lambda s: s["slope_within_one_step"].mean >= 0.8,
+        ("slope_within_one_step",),
+        min_seeds=10,
+    ),
+    Claim(
+        "the slope pick is within one grid step of the truth more often than the naive pick",
+        lambda s: s["slope_within_one_step"].mean > s["naive_within_one_step"].mean,
+        ("slope_within_one_step", "naive_within_one_step"),
+        min_seeds=10,
+    ),
+)
+
+
+def _data(cfg: Config, seed: int) -> tuple[torch.Tensor, ...]:
+    images, labels = load_digits_images(split="train")
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    num_val = int(cfg.val_fraction * len(labels))
+    val, train = order[:num_val], order[num_val:]
+    return images[train], labels[train], images[val], labels[val]
+
+
+def _optimizer(cfg: Config, model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
+    from smallml.tuning.lr_range_test import OPTIMIZERS
+
+    return OPTIMIZERS[cfg.optimizer]([p for p in model.parameters() if p.requires_grad], lr)
+
+
+def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
+    x_train, y_train, x_val, y_val = _data(cfg, ctx.seed)
+    model = SmallCNN(1, 10, width=cfg.width).to(ctx.device)
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    batches = engine.make_loader(
+        x_train, y_train, batch_size=cfg.batch_size, shuffle=True, seed=ctx.seed, drop_last=True
+    )
+    # the range test may want more batches than one epoch holds: keep reading further epochs
+    stream = itertools.chain.from_iterable(itertools.repeat(batches))
+    result = lr_range_test(
+        model,
+        F.cross_entropy,
+        stream,
+        lrs=cfg.lrs,
+        num_batches=cfg.num_batches,
+        optimizer=cfg.optimizer,
+        num_bootstrap=cfg.num_bootstrap,
+        random_state=ctx.seed,
+    )
+    ctx.log(result.message)
+
+    # the truth: train from the same initial weights with every candidate
+    val_losses = []
+    val_loader = engine.make_loader(x_val, y_val, batch_size=256)
+    for lr in cfg.lrs:
+        model.load_state_dict(initial)
+        engine.seed_everything(ctx.seed)
+        history = engine.fit(
+            model,
+            batches,
+            _optimizer(cfg, model, lr),
+            epochs=cfg.truth_epochs,
+            val_loader=val_loader,
+            desc=f"lr {lr:.0e}",
+        )
+        # the best validation loss over the epochs, as early stopping would keep it
+        finite = [v for v in history.column("val_loss") if math.isfinite(v)]
+        val_losses.append(min(finite) if finite else math.inf)
+    truth = int(np.argmin(val_losses))
+    slope, naive = result.best_index, result.naive_index
+
+    if ctx.first_seed:
+        fig, ax = plt.subplots(figsize=(8, 5))
+        result.plot(ax)
+        ctx.savefig(
+            fig,
+            "batch-losses",
+            f"seed {ctx.seed}: batch losses per candidate and fitted "
+            "lines (the seed's figure); * marks the slope pick",
+        )
+
+    def within(pick: int | None) -> float:
+        return float(pick is not None and abs(pick - truth) <= 1)
+
+    return {
+        "slope_within_one_step": within(slope),
+        "naive_within_one_step": within(naive),
+        "slope_exact": float(slope == truth),
+        "naive_exact": float(naive == truth),
+        "slope_stable": float(result.stable),
+        "slope_pick_frequency": float(result.pick_frequency[slope]) if slope is not None else 0.0,
+        "best_val_loss": float(val_losses[truth]),
+        "slope_pick": slope,
+        "naive_pick": naive,
+        "true_best": truth,
+        "val_losses": val_losses,
+        "slopes": result.slopes,
+        "slope_intervals": result.slope_intervals,
+    }
+
+
+def summarize(cfg: Config, results: list[dict[str, Any]], ctx: RunContext) -> dict[str, float]:
+    grid = np.arange(len(cfg.lrs))
+    labels = [f"{lr:.0e}" for lr in cfg.lrs]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    seeds = np.arange(len(results))
+    truth = np.array([r["true_best"] for r in results])
+    ax.fill_between(seeds, truth - 1, truth + 1, step="mid", color="#cde", label="truth +- 1 step")
+    ax.plot(seeds, truth, "ks", label="truth (best val loss)")
+    for key, marker, label in (
+        ("slope_pick", "o", "slope pick"),
+        ("naive_pick", "x", "naive pick"),
+    ):
+        values = [np.nan if r[key] is None else r[key] for r in results]
+        offset = -0.15 if key == "slope_pick" else 0.15
+        ax.plot(seeds + offset, values, marker, ms=8, ls="none", label=label)
+    ax.set(
+        xticks=seeds,
+        xticklabels=[str(s) for s in ctx.seeds],
+        xlabel="seed",
+        yticks=grid,
+        yticklabels=labels,
+        ylabel="learning rate",
+        title="picks vs truth across seeds",
+    )
+    ax.legend(fontsize=8)
+    ctx.savefig(
+        fig,
+        "picks-vs-truth",
+        "learning-rate picks of each rule against the best "
+        f"candidate after {cfg.truth_epochs} epochs of training",
+    )
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for seed, r in zip(ctx.seeds, results):
+        losses = np.array(
+            [np.nan if v is None or not math.isfinite(v) else v for v in r["val_losses"]]
+        )
+        ax.plot(grid, losses, "-o", ms=3, alpha=0.7, label=f"seed {seed}")
+    ax.set(
+        xticks=grid,
+        xticklabels=labels,
+        xlabel="learning rate",
+        yscale="log",
+        ylabel=f"val loss after {cfg.truth_epochs} epochs",
+        title="the truth: trained val loss",
+    )
+    ax.legend(fontsize=7, ncol=2)
+    ctx.savefig(
+        fig,
+        "val-loss-vs-lr",
+        "validation loss after training with each candidate (missing points diverged)",
+    )
+    return {}

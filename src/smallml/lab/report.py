@@ -1,0 +1,291 @@
+"""The report: ``DIR/index.html`` built from run folders only (never from live objects).
+
+One page, readable offline and on a narrow screen: a table of the eighteen SEED.md systems with
+their claims, then one section per experiment (its latest run) with status, claims, metrics with
+intervals, figures, configuration, duration and the command that reruns it. Every text shown is
+escaped, so config values and data-derived strings cannot inject markup.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from smallml.lab import registry
+from smallml.lab.runs import atomic_write_bytes, read_json, run_state
+
+VERDICTS = {
+    True: ("held", "held"),
+    False: ("not held", "not-held"),
+    None: ("not judged", "not-judged"),
+}
+
+
+@dataclass
+class RunRecord:
+    """What one run folder holds, read from its files."""
+
+    path: Path
+    experiment: str
+    state: str
+    config: dict[str, Any]
+    status: dict[str, Any]
+    metrics: dict[str, Any]
+    claims: list[dict[str, Any]]
+    figures: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def started(self) -> str:
+        return str(self.config.get("started") or self.status.get("started") or self.path.name)
+
+
+def collect_runs(root: Path) -> dict[str, list[RunRecord]]:
+    """Every run under ``root/<experiment>/<run>/``, newest first per experiment."""
+    found: dict[str, list[RunRecord]] = {}
+    for experiment_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        for run_dir in sorted((p for p in experiment_dir.iterdir() if p.is_dir()), reverse=True):
+            config = read_json(run_dir / "config.json")
+            if not isinstance(config, dict):
+                continue
+            figures = read_json(run_dir / "figures.json", []) or []
+            figures = [
+                f
+                for f in figures
+                if isinstance(f, dict) and (run_dir / str(f.get("file"))).is_file()
+            ]
+            record = RunRecord(
+                path=run_dir,
+                experiment=str(config.get("experiment", experiment_dir.name)),
+                state=run_state(run_dir),
+                config=config,
+                status=read_json(run_dir / "status.json", {}) or {},
+                metrics=read_json(run_dir / "metrics.json", {}) or {},
+                claims=read_json(run_dir / "claims.json", []) or [],
+                figures=figures,
+            )
+            found.setdefault(record.experiment, []).append(record)
+    for records in found.values():
+        records.sort(key=lambda r: r.started, reverse=True)
+    return found
+
+
+def _order(experiments: list[str]) -> list[str]:
+    known = registry.names()
+    return sorted(experiments, key=lambda e: (known.index(e) if e in known else len(known), e))
+
+
+def fmt(value: Any) -> str:
+    """A number to 4 significant digits; other values as text."""
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int | float):
+        if isinstance(value, float) and not math.isfinite(value):
+            return str(value)
+        return f"{value:.4g}"
+    return str(value)
+
+
+def fmt_estimate(estimate: dict[str, Any]) -> str:
+    """``mean [low, high]`` (or just the mean when there is no interval)."""
+    mean = fmt(estimate.get("mean"))
+    if estimate.get("low") is None or estimate.get("high") is None:
+        return mean
+    return f"{mean} [{fmt(estimate['low'])}, {fmt(estimate['high'])}]"
+
+
+def claim_numbers(claim: dict[str, Any]) -> str:
+    """The numbers a claim was judged on, as one line of text."""
+    parts = [
+        f"{name} = {fmt_estimate(est)}"
+        for name, est in (claim.get("numbers") or {}).items()
+        if isinstance(est, dict)
+    ]
+    if claim.get("reason"):
+        parts.append(str(claim["reason"]))
+    return "; ".join(parts)
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _system_rows(
+    latest: dict[str, RunRecord],
+) -> list[tuple[str, str, RunRecord | None, dict | None]]:
+    """(system, experiment, run, claim) rows: every system, every experiment, every claim."""
+    experiments_by_system: dict[str, list[str]] = {s: [] for s in registry.SYSTEMS}
+    for name in registry.names():
+        try:
+            system = registry.load(name).SYSTEM
+        except Exception:
+            continue
+        experiments_by_system.setdefault(system, []).append(name)
+    rows: list[tuple[str, str, RunRecord | None, dict | None]] = []
+    for system, experiments in experiments_by_system.items():
+        if not experiments:
+            rows.append((system, "", None, None))
+        for experiment in experiments:
+            record = latest.get(experiment)
+            claims = record.claims if record and record.claims else [None]
+            rows += [(system, experiment, record, claim) for claim in claims]
+    return rows
+
+
+def markdown_table(root: Path) -> str:
+    """The results table of all systems as Markdown, for the README."""
+    latest = {name: runs[0] for name, runs in collect_runs(root).items()}
+    lines = [
+        "| system | experiment | claim | verdict | numbers (mean [95% interval]) |",
+        "|---|---|---|---|---|",
+    ]
+    for system, experiment, record, claim in _system_rows(latest):
+        if record is None:
+            verdict, text, numbers = "no run", "", ""
+        elif claim is None:
+            verdict, text, numbers = record.state, "", ""
+        else:
+            verdict = VERDICTS[claim.get("held")][0]
+            if record.state != "done":
+                verdict = record.state
+            text, numbers = str(claim.get("text", "")), claim_numbers(claim)
+        preset = f" ({record.config.get('preset')})" if record else ""
+        cells = [system, f"`{experiment}`{preset}" if experiment else "", text, verdict, numbers]
+        lines.append(
+            "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
+        )
+    return "\n".join(lines)
+
+
+STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1100px;
+padding:1rem;line-height:1.45;color:#1d2330}
+h1{font-size:1.6rem}h2{margin-top:2.2rem;border-bottom:2px solid #dde;padding-bottom:.2rem}
+table{border-collapse:collapse;width:100%;font-size:.9rem;margin:.5rem 0}
+th,td{border:1px solid #d4d8e0;padding:.3rem .45rem;text-align:left;vertical-align:top}
+th{background:#f1f3f7}.wrap{overflow-x:auto}
+.held{background:#dff3e2;color:#145c24;font-weight:600}.not-held{background:#fbe0e0;color:#8a1414;font-weight:600}
+.not-judged{background:#eef0f4;color:#4c5466}.state-failed,.state-interrupted{color:#8a1414;font-weight:700}
+.state-done{color:#145c24;font-weight:700}
+figure{margin:1rem 0}figure img{max-width:100%;height:auto;border:1px solid #e2e5ea}
+figcaption{font-size:.85rem;color:#4c5466}code,pre{background:#f4f5f8;padding:.1rem .3rem;
+border-radius:3px;white-space:pre-wrap;word-break:break-word}
+details{margin:.6rem 0}summary{cursor:pointer;font-weight:600}
+@media (max-width:640px){body{padding:.5rem}th,td{padding:.2rem .3rem;font-size:.8rem}}
+"""
+
+
+def _verdict_cell(claim: dict[str, Any] | None, state: str | None) -> str:
+    if claim is None:
+        return "<td></td>"
+    label, css = VERDICTS[claim.get("held")]
+    if state not in (None, "done"):
+        label, css = state, "not-judged"
+    return f'<td class="{css}">{_e(label)}</td>'
+
+
+def _section(record: RunRecord, older: list[RunRecord], root: Path) -> str:
+    name = record.experiment
+    cfg = record.config
+    duration = record.status.get("duration_s")
+    parts = [f'<section id="{_e(name)}"><h2>{_e(name)}</h2>']
+    parts.append(
+        f"<p>{_e(cfg.get('system', ''))}. State: "
+        f'<span class="state-{_e(record.state)}">{_e(record.state)}</span>; preset '
+        f"<b>{_e(cfg.get('preset'))}</b>, seeds {_e(cfg.get('seeds'))}, "
+        f"duration {_e(fmt(duration) + ' s' if duration is not None else 'unknown')}, "
+        f"device {_e(cfg.get('device'))}, started {_e(record.started)}.</p>"
+    )
+    parts.append(f"<p>Rerun: <code>{_e(cfg.get('command', ''))}</code></p>")
+    if record.state in ("failed", "interrupted"):
+        error = record.status.get("error") or "the process ended before the run finished"
+        parts.append(f'<p class="state-failed">Error: {_e(error)}</p>')
+    if record.claims:
+        parts.append(
+            '<div class="wrap"><table><tr><th>claim</th><th>verdict</th><th>numbers</th></tr>'
+        )
+        for claim in record.claims:
+            parts.append(
+                f"<tr><td>{_e(claim.get('text', ''))}</td>{_verdict_cell(claim, record.state)}"
+                f"<td>{_e(claim_numbers(claim))}</td></tr>"
+            )
+        parts.append("</table></div>")
+    summary = record.metrics.get("summary") or {}
+    if summary:
+        parts.append(
+            "<details open><summary>Metrics (mean and 95% interval over seeds)</summary>"
+            '<div class="wrap"><table><tr><th>metric</th><th>mean [95% interval]</th><th>n</th></tr>'
+        )
+        for metric, estimate in summary.items():
+            if isinstance(estimate, dict):
+                parts.append(
+                    f"<tr><td>{_e(metric)}</td><td>{_e(fmt_estimate(estimate))}</td>"
+                    f"<td>{_e(estimate.get('n'))}</td></tr>"
+                )
+        parts.append("</table></div></details>")
+    for figure in record.figures:
+        src = quote(str((record.path / figure["file"]).relative_to(root)))
+        parts.append(
+            f'<figure><img src="{_e(src)}" alt="{_e(figure.get("caption") or figure["file"])}">'
+            f"<figcaption>{_e(figure.get('caption') or figure['file'])}</figcaption></figure>"
+        )
+    config_values = cfg.get("config") or {}
+    parts.append('<details><summary>Configuration</summary><div class="wrap"><table>')
+    for key, value in config_values.items():
+        parts.append(f"<tr><td>{_e(key)}</td><td>{_e(json.dumps(value))}</td></tr>")
+    parts.append("</table></div></details>")
+    if older:
+        parts.append("<details><summary>Earlier runs</summary><ul>")
+        for other in older:
+            parts.append(
+                f"<li>{_e(other.path.name)}: {_e(other.state)}, preset "
+                f"{_e(other.config.get('preset'))}</li>"
+            )
+        parts.append("</ul></details>")
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def render(root: Path) -> str:
+    """The report page for the run folders under ``root``."""
+    runs = collect_runs(root)
+    latest = {name: records[0] for name, records in runs.items()}
+    body = [
+        "<h1>smallml: reproduction report</h1>",
+        "<p>Each row is a claim of an experiment's latest run. Claims are judged on the preset "
+        "they name (usually <b>full</b>); other presets show them as not judged.</p>",
+        '<div class="wrap"><table id="claims"><tr><th>system (SEED.md)</th><th>experiment</th>'
+        "<th>claim</th><th>verdict</th><th>numbers</th></tr>",
+    ]
+    for system, experiment, record, claim in _system_rows(latest):
+        link = (
+            f'<a href="#{_e(experiment)}">{_e(experiment)}</a>' if record else _e(experiment or "")
+        )
+        preset = f" ({_e(record.config.get('preset'))})" if record else " (no run)"
+        body.append(
+            f'<tr data-experiment="{_e(experiment)}"><td>{_e(system)}</td><td>{link}{preset}</td>'
+            f"<td>{_e(claim.get('text', '') if claim else '')}</td>"
+            f"{_verdict_cell(claim, record.state if record else None)}"
+            f"<td>{_e(claim_numbers(claim) if claim else '')}</td></tr>"
+        )
+    body.append("</table></div>")
+    for name in _order(list(latest)):
+        body.append(_section(latest[name], runs[name][1:], root))
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>smallml report</title><style>{STYLE}</style></head><body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )
+
+
+def write_report(root: Path) -> Path:
+    """Write ``root/index.html`` atomically and return its path."""
+    target = Path(root) / "index.html"
+    atomic_write_bytes(target, render(Path(root)).encode("utf-8"))
+    return target

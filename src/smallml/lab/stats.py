@@ -1,0 +1,59 @@
+"""Means with 95% intervals: the one way the lab summarises repeated measurements."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import stats
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A mean with its two-sided confidence interval (t distribution over the values)."""
+
+    mean: float
+    low: float | None
+    high: float | None
+    std: float | None
+    n: int
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        if self.low is None or self.high is None:
+            return f"{self.mean:.4g}"
+        return f"{self.mean:.4g} [{self.low:.4g}, {self.high:.4g}]"
+
+
+def mean_interval(values: Iterable[float], confidence: float = 0.95) -> Estimate:
+    """Mean of ``values`` with a ``confidence`` interval from Student's t; none for n < 2.
+
+    Non-finite values are ignored (a diverged seed does not poison the mean), and counted out
+    of ``n``.
+    """
+    array = np.asarray([float(v) for v in values], dtype=float)
+    array = array[np.isfinite(array)]
+    n = len(array)
+    if n == 0:
+        return Estimate(math.nan, None, None, None, 0)
+    mean = float(array.mean())
+    if n < 2:
+        return Estimate(mean, None, None, None, 1)
+    std = float(array.std(ddof=1))
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * std / math.sqrt(n)
+    return Estimate(mean, mean - half, mean + half, std, n)
+
+
+def proportion_interval(successes: int, total: int, confidence: float = 0.95) -> Estimate:
+    """A share with its Wilson score interval (better than t for rates near 0 or 1)."""
+    if total <= 0:
+        return Estimate(math.nan, None, None, None, 0)
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    share = successes / total
+    center = (share + z**2 / (2 * total)) / (1 + z**2 / total)
+    half = z * math.sqrt(share * (1 - share) / total + z**2 / (4 * total**2)) / (1 + z**2 / total)
+    return Estimate(share, center - half, center + half, None, total)

@@ -1,0 +1,86 @@
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from smallml.lab import engine
+
+
+def _data(n=96, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 4, generator=generator)
+    return x, (x[:, 0] - x[:, 1] > 0).long()
+
+
+def test_fit_learns_and_records_history():
+    engine.seed_everything(0)
+    x, y = _data()
+    model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2))
+    loader = engine.make_loader(x, y, batch_size=16, shuffle=True)
+    history = engine.fit(
+        model,
+        loader,
+        torch.optim.Adam(model.parameters(), 1e-2),
+        epochs=5,
+        val_loader=engine.make_loader(x, y, batch_size=32),
+    )
+    losses = history.column("train_loss")
+    assert len(losses) == 5 and losses[-1] < losses[0]
+    assert history.last["val_accuracy"] > 0.9 and len(history.steps) == 30
+    assert {"epoch", "step", "lr", "seconds", "train_accuracy", "val_loss"} <= set(history.last)
+
+
+def test_evaluate_equals_a_manual_computation():
+    x, y = _data(50)
+    model = nn.Linear(4, 2)
+    metrics = engine.evaluate(model, engine.make_loader(x, y, batch_size=16))
+    with torch.no_grad():
+        logits = model(x)
+    assert abs(metrics["loss"] - F.cross_entropy(logits, y).item()) < 1e-6
+    assert abs(metrics["accuracy"] - (logits.argmax(1) == y).float().mean().item()) < 1e-6
+    assert torch.allclose(engine.predict(model, engine.make_loader(x, y, batch_size=16)), logits)
+
+
+def test_evaluate_restores_the_mode():
+    model = nn.Sequential(nn.Linear(4, 2), nn.Dropout(0.5))
+    model.train()
+    x, y = _data(10)
+    engine.evaluate(model, engine.make_loader(x, y, batch_size=5))
+    assert model.training
+
+
+def test_custom_step_max_steps_and_stopping_callback():
+    x, y = _data()
+    model = nn.Linear(4, 2)
+    seen = []
+
+    def step(m, batch):
+        loss = F.cross_entropy(m(batch[0]), batch[1])
+        return loss, {"double": 2 * loss.item()}
+
+    def callback(epoch, row):
+        seen.append(epoch)
+        row["extra"] = 1.0
+        return epoch == 2
+
+    loader = engine.make_loader(x, y, batch_size=32)
+    history = engine.fit(
+        model,
+        loader,
+        torch.optim.SGD(model.parameters(), 0.1),
+        epochs=10,
+        step_fn=step,
+        callbacks=[callback],
+    )
+    assert seen == [1, 2] and history.last["extra"] == 1.0
+    assert abs(history.last["train_double"] - 2 * history.last["train_loss"]) < 1e-9
+    history = engine.fit(
+        model, loader, torch.optim.SGD(model.parameters(), 0.1), epochs=10, max_steps=4
+    )
+    assert len(history.steps) == 4 and history.last["step"] == 4
+
+
+def test_make_loader_shuffles_reproducibly():
+    x = torch.arange(20)
+    first = torch.cat([b[0] for b in engine.make_loader(x, batch_size=5, shuffle=True, seed=3)])
+    again = torch.cat([b[0] for b in engine.make_loader(x, batch_size=5, shuffle=True, seed=3)])
+    assert torch.equal(first, again) and not torch.equal(first, x)

@@ -1,0 +1,36 @@
+"""Every registered experiment runs end to end in its smoke preset and writes a complete run."""
+
+import json
+
+import pytest
+
+from smallml.lab import registry, runs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", registry.names())
+def test_smoke_preset_runs(name, tmp_path):
+    module = registry.load(name)
+    config = runs.resolve_config(module, "smoke", {})
+    seeds = module.PRESETS["smoke"].seeds
+    path, state, error = runs.execute(
+        name,
+        module,
+        config,
+        preset="smoke",
+        seeds=seeds,
+        out=tmp_path,
+        command=f"smallml run {name} --preset smoke",
+    )
+    assert state == "done", error
+    metrics = json.loads((path / "metrics.json").read_text())
+    assert metrics["summary"] and set(metrics["per_seed"]) == {str(s) for s in seeds}
+    claims = json.loads((path / "claims.json").read_text())
+    assert len(claims) == len(module.CLAIMS) >= 1
+    figures = json.loads((path / "figures.json").read_text())
+    assert figures and all((path / f["file"]).stat().st_size > 0 for f in figures)
+
+
+def test_every_experiment_belongs_to_a_seed_system():
+    for name in registry.names():
+        assert registry.load(name).SYSTEM in registry.SYSTEMS

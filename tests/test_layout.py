@@ -1,0 +1,69 @@
+"""House rules that keep the package easy to live in (DESIGN.md section 1)."""
+
+import ast
+import importlib
+import pkgutil
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import smallml
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = Path(smallml.__file__).parent
+
+
+def _imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_core_never_imports_the_lab():
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        if (PACKAGE / "lab") in path.parents:
+            continue
+        lab = [n for n in _imports(path) if n == "smallml.lab" or n.startswith("smallml.lab.")]
+        if lab:
+            offenders.append(f"{path.relative_to(PACKAGE)} imports {lab}")
+    assert not offenders, offenders
+
+
+def test_the_check_catches_a_lab_import(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("from smallml.lab import engine\n")
+    assert "smallml.lab" in _imports(bad)
+
+
+FAMILIES = sorted(
+    m.name
+    for m in pkgutil.iter_modules([str(PACKAGE)])
+    if m.ispkg and not m.name.startswith("_") and m.name != "lab"
+)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_family_lists_its_public_names(family):
+    module = importlib.import_module(f"smallml.{family}")
+    assert hasattr(module, "__all__"), f"smallml.{family} has no __all__"
+    for name in module.__all__:
+        assert hasattr(module, name), f"smallml.{family}.__all__ names missing {name}"
+
+
+@pytest.mark.skipif(
+    shutil.which("ruff", path=str(Path(sys.executable).parent)) is None,
+    reason="ruff is not installed in this environment",
+)
+def test_ruff_lint_and_format_are_clean():
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent))
+    for args in (["check", "--quiet", "."], ["format", "--check", "--quiet", "."]):
+        result = subprocess.run([ruff, *args], cwd=ROOT, capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
