@@ -16,3 +16,19 @@ def test_bad_arguments():
         SmallCNN(dropout=1.0)
     with pytest.raises(ValueError, match="num_classes"):
         SmallCNN(num_classes=0)
+
+
+def test_small_resnet18_keeps_resolution_and_loads_local_weights(tmp_path):
+    from smallml.models import small_resnet18
+
+    model = small_resnet18(1, 4)
+    assert model(torch.rand(2, 1, 8, 8)).shape == (2, 4)
+    assert model.fc.in_features == 512
+    path = tmp_path / "w.pt"
+    torch.save(model.state_dict(), path)
+    again = small_resnet18(1, 4, weights=path)
+    assert all(
+        torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values())
+    )
+    with pytest.raises(FileNotFoundError, match="missing"):
+        small_resnet18(1, 4, weights=tmp_path / "missing.pt")
