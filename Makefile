@@ -2,6 +2,7 @@
 # make test   the test suite (installs .venv first when it is missing)
 # make bench  benchmarks against the anchor libraries, side by side
 # make lint   ruff check and format check
+# make check  lint and the mypy type check of src/smallml
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -9,7 +10,7 @@ PIP    := $(PY) -m pip install --quiet --disable-pip-version-check -c constraint
 STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: install demo test bench lint format check clean
+.PHONY: install demo test bench lint typecheck check format clean
 
 install: $(STAMP)
 
@@ -37,6 +38,11 @@ bench: $(BENCH_STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy src/smallml
+
+check: lint typecheck
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

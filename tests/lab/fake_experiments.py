@@ -1,5 +1,6 @@
 """Tiny experiment modules for testing the lab itself (registered by the tests only)."""
 
+import time
 from dataclasses import dataclass
 
 import matplotlib
@@ -20,6 +21,7 @@ class Config:
     rate: float = 0.5
     label: str = "<script>alert(1)</script>"
     fail: bool = False
+    sleep: float = 0.0
 
 
 PRESETS = {
@@ -40,6 +42,7 @@ def run(cfg: Config, ctx: RunContext) -> dict:
     if cfg.fail:
         raise RuntimeError("this experiment fails on purpose")
     ctx.log(f"seed {ctx.seed} label {cfg.label}")
+    time.sleep(cfg.sleep)
     if ctx.first_seed:
         fig, ax = plt.subplots()
         ax.plot([0, 1], [0, cfg.rate])

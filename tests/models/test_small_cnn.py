@@ -32,3 +32,23 @@ def test_small_resnet18_keeps_resolution_and_loads_local_weights(tmp_path):
     )
     with pytest.raises(FileNotFoundError, match="missing"):
         small_resnet18(1, 4, weights=tmp_path / "missing.pt")
+
+
+class _Payload:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch should-not-exist",))
+
+
+def test_a_crafted_checkpoint_cannot_run_code(tmp_path, monkeypatch):
+    import pickle
+
+    from smallml.models import small_resnet18
+
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.pt"
+    torch.save({"conv1.weight": _Payload()}, path, pickle_protocol=2)
+    with pytest.raises(pickle.UnpicklingError):
+        small_resnet18(1, 4, weights=path)
+    assert not (tmp_path / "should-not-exist").exists()

@@ -189,10 +189,10 @@ def load_image_folder(
         for file in sorted(class_dir.iterdir()):
             if file.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
-            with Image.open(file) as image:
-                image = image.convert("L" if channels == 1 else "RGB")
-                image = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
-                array = np.asarray(image, dtype=np.float32) / 255.0
+            with Image.open(file) as opened:
+                converted = opened.convert("L" if channels == 1 else "RGB")
+                resized = converted.resize((image_size, image_size), Image.Resampling.BILINEAR)
+                array = np.asarray(resized, dtype=np.float32) / 255.0
             images.append(array[None] if channels == 1 else array.transpose(2, 0, 1))
             labels.append(label)
     if not images:

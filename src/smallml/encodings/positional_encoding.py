@@ -70,6 +70,8 @@ class SinusoidalPositionalEncoding(nn.Module):
         torch.Size([2, 5, 8])
     """
 
+    encoding: torch.Tensor
+
     def __init__(self, dim: int, max_positions: int = 4096, base: float = 10000.0) -> None:
         super().__init__()
         self.dim, self.max_positions, self.base = dim, max_positions, base

@@ -154,7 +154,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     for name, module, config, seeds in plans:
         started = time.time()
         print(f"== {name} ({args.preset}, seeds {','.join(map(str, seeds))})", flush=True)
-        path, state, error = runs.execute(
+        path, state, failure = runs.execute(
             name,
             module,
             config,
@@ -166,7 +166,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         if state != "done":
             failures.append(name)
-            print(f"   FAILED after {time.time() - started:.1f}s: {error}", flush=True)
+            print(f"   FAILED after {time.time() - started:.1f}s: {failure}", flush=True)
         else:
             print(f"   done in {time.time() - started:.1f}s -> {path}", flush=True)
             for verdict in runs.read_json(path / "claims.json", []) if path else []:

@@ -56,10 +56,10 @@ def parse_value(text: str, hint: Any) -> Any:
                 continue
         raise ValueError(text)
     if origin in (tuple, list):
-        args = [a for a in typing.get_args(hint) if a is not Ellipsis] or [str]
+        item_types = [a for a in typing.get_args(hint) if a is not Ellipsis] or [str]
         items = [item.strip() for item in text.split(",") if item.strip()]
-        values = [parse_value(item, args[0]) for item in items]
-        return tuple(values) if origin is tuple else values
+        parsed = [parse_value(item, item_types[0]) for item in items]
+        return tuple(parsed) if origin is tuple else parsed
     if hint is bool:
         lowered = text.lower()
         if lowered in ("1", "true", "yes", "on"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,7 @@ from smallml.data import load_digits_images
 from smallml.lab import engine
 from smallml.lab.experiment import Claim, Preset, RunContext
 from smallml.models import SmallCNN
-from smallml.tuning import lr_range_test
+from smallml.tuning import OPTIMIZERS, lr_range_test
 
 SYSTEM = "Learning Rate Range Test"
 DESCRIPTION = "slope-based learning-rate pick vs the naive first/last rule vs the trained truth"
@@ -34,12 +35,13 @@ DATA = None
 
 @dataclass
 class Config:
-    lrs: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0, 3.0)
-    optimizer: str = "sgd"
-    num_batches: int = 20
+    lrs: tuple[float, ...] = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
+    optimizer: str = "adam"
+    num_batches: int = 100
     batch_size: int = 32
     width: int = 16
     truth_epochs: int = 3
+    truth_repeats: int = 3
     val_fraction: float = 0.25
     num_bootstrap: int = 200
 
@@ -47,9 +49,15 @@ class Config:
 PRESETS = {
     "smoke": Preset(
         seeds=(0,),
-        config={"lrs": (1e-3, 1e-1, 1.0), "num_batches": 4, "truth_epochs": 1, "num_bootstrap": 20},
+        config={
+            "lrs": (1e-3, 1e-2, 1e-1),
+            "num_batches": 4,
+            "truth_epochs": 1,
+            "truth_repeats": 1,
+            "num_bootstrap": 20,
+        },
     ),
-    "quick": Preset(seeds=(0, 1, 2)),
+    "quick": Preset(seeds=(0,), config={"truth_repeats": 1}),
     "full": Preset(seeds=tuple(range(10))),
 }
 
@@ -70,33 +78,95 @@ CLAIMS = (
 )
 
 
-def _data(cfg: Config, seed: int) -> tuple[torch.Tensor, ...]:
+@dataclass
+class Problem:
+    """One seed's model (at its initial weights) and data."""
+
+    model: torch.nn.Module
+    initial: dict[str, torch.Tensor]
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    train: torch.utils.data.DataLoader
+    val: torch.utils.data.DataLoader
+
+
+def make_problem(cfg: Config, seed: int, device: torch.device) -> Problem:
+    """The digits' train split divided into train/validation by ``seed``, and a fresh CNN."""
     images, labels = load_digits_images(split="train")
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
     num_val = int(cfg.val_fraction * len(labels))
     val, train = order[:num_val], order[num_val:]
-    return images[train], labels[train], images[val], labels[val]
+    torch.manual_seed(seed)
+    model = SmallCNN(1, 10, width=cfg.width).to(device)
+    return Problem(
+        model=model,
+        initial={k: v.clone() for k, v in model.state_dict().items()},
+        train_images=images[train],
+        train_labels=labels[train],
+        train=engine.make_loader(
+            images[train],
+            labels[train],
+            batch_size=cfg.batch_size,
+            shuffle=True,
+            seed=seed,
+            drop_last=True,
+        ),
+        val=engine.make_loader(images[val], labels[val], batch_size=256),
+    )
 
 
-def _optimizer(cfg: Config, model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
-    from smallml.tuning.lr_range_test import OPTIMIZERS
+def batch_stream(problem: Problem) -> Iterator[Any]:
+    """The training batches, epoch after epoch (a range test may want more than one epoch)."""
+    return itertools.chain.from_iterable(itertools.repeat(problem.train))
 
+
+def optimizer_for(cfg: Config, model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
     return OPTIMIZERS[cfg.optimizer]([p for p in model.parameters() if p.requires_grad], lr)
 
 
+def trained_val_losses(cfg: Config, problem: Problem, seed: int) -> list[float]:
+    """The truth: train from the initial weights with every candidate through ``engine.fit``.
+
+    Each candidate trains ``truth_repeats`` times (different batch orders, same initial weights)
+    for ``truth_epochs`` epochs; a training counts its best validation loss over the epochs (as
+    early stopping would keep it), inf if it diverged; the candidate's score is the mean over the
+    repeats, so that near-ties are not decided by one lucky ordering.
+    """
+    losses = []
+    for lr in cfg.lrs:
+        scores = []
+        for repeat in range(cfg.truth_repeats):
+            problem.model.load_state_dict(problem.initial)
+            engine.seed_everything(seed * 1000 + repeat)
+            loader = engine.make_loader(
+                problem.train_images,
+                problem.train_labels,
+                batch_size=cfg.batch_size,
+                shuffle=True,
+                seed=seed * 1000 + repeat,
+                drop_last=True,
+            )
+            history = engine.fit(
+                problem.model,
+                loader,
+                optimizer_for(cfg, problem.model, lr),
+                epochs=cfg.truth_epochs,
+                val_loader=problem.val,
+                desc=f"lr {lr:.0e}",
+            )
+            finite = [v for v in history.column("val_loss") if math.isfinite(v)]
+            scores.append(min(finite) if finite else math.inf)
+        losses.append(float(np.mean(scores)))
+    problem.model.load_state_dict(problem.initial)
+    return losses
+
+
 def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
-    x_train, y_train, x_val, y_val = _data(cfg, ctx.seed)
-    model = SmallCNN(1, 10, width=cfg.width).to(ctx.device)
-    initial = {k: v.clone() for k, v in model.state_dict().items()}
-    batches = engine.make_loader(
-        x_train, y_train, batch_size=cfg.batch_size, shuffle=True, seed=ctx.seed, drop_last=True
-    )
-    # the range test may want more batches than one epoch holds: keep reading further epochs
-    stream = itertools.chain.from_iterable(itertools.repeat(batches))
+    problem = make_problem(cfg, ctx.seed, ctx.device)
     result = lr_range_test(
-        model,
+        problem.model,
         F.cross_entropy,
-        stream,
+        batch_stream(problem),
         lrs=cfg.lrs,
         num_batches=cfg.num_batches,
         optimizer=cfg.optimizer,
@@ -104,24 +174,7 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
         random_state=ctx.seed,
     )
     ctx.log(result.message)
-
-    # the truth: train from the same initial weights with every candidate
-    val_losses = []
-    val_loader = engine.make_loader(x_val, y_val, batch_size=256)
-    for lr in cfg.lrs:
-        model.load_state_dict(initial)
-        engine.seed_everything(ctx.seed)
-        history = engine.fit(
-            model,
-            batches,
-            _optimizer(cfg, model, lr),
-            epochs=cfg.truth_epochs,
-            val_loader=val_loader,
-            desc=f"lr {lr:.0e}",
-        )
-        # the best validation loss over the epochs, as early stopping would keep it
-        finite = [v for v in history.column("val_loss") if math.isfinite(v)]
-        val_losses.append(min(finite) if finite else math.inf)
+    val_losses = trained_val_losses(cfg, problem, ctx.seed)
     truth = int(np.argmin(val_losses))
     slope, naive = result.best_index, result.naive_index
 
