@@ -54,3 +54,11 @@ def test_summaries_only_cover_scalars():
     summary = runs.summarize_metrics([{"a": 1.0, "b": [1, 2], "c": True}, {"a": 3.0, "c": False}])
     assert set(summary) == {"a", "c"}
     assert summary["a"].mean == 2.0 and summary["c"].mean == 0.5
+
+
+def test_proportions_get_intervals_inside_zero_one():
+    summary = runs.summarize_metrics([{"hit": 1.0}] * 9 + [{"hit": 0.0}])
+    hit = summary["hit"]
+    assert hit.mean == 0.9 and 0.0 <= hit.low < 0.9 < hit.high <= 1.0
+    # Wilson's interval for 9 of 10 at 95%
+    assert abs(hit.low - 0.5958) < 1e-3 and abs(hit.high - 0.9821) < 1e-3

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import traceback
+import warnings
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,7 +32,7 @@ import torch
 
 from smallml.lab import engine
 from smallml.lab.experiment import Claim, Preset, RunContext
-from smallml.lab.stats import Estimate, mean_interval
+from smallml.lab.stats import Estimate, mean_interval, proportion_interval
 
 STATES = ("running", "done", "failed")
 
@@ -175,14 +176,22 @@ def versions() -> dict[str, str]:
 
 
 def summarize_metrics(per_seed: Sequence[dict[str, Any]]) -> dict[str, Estimate]:
-    """Mean and 95% interval over seeds of every scalar metric."""
+    """Mean and 95% interval over seeds of every scalar metric.
+
+    A metric whose values are all 0 or 1 (a hit, a success) is a proportion: its interval is
+    Wilson's, which stays inside [0, 1]; other metrics get Student's t interval.
+    """
     names: list[str] = []
     for metrics in per_seed:
         names += [k for k, v in metrics.items() if _is_scalar(v) and k not in names]
-    return {
-        name: mean_interval(float(m[name]) for m in per_seed if _is_scalar(m.get(name)))
-        for name in names
-    }
+    summary = {}
+    for name in names:
+        values = [float(m[name]) for m in per_seed if _is_scalar(m.get(name))]
+        if len(values) > 1 and all(v in (0.0, 1.0) for v in values):
+            summary[name] = proportion_interval(int(sum(values)), len(values))
+        else:
+            summary[name] = mean_interval(values)
+    return summary
 
 
 def _is_scalar(value: Any) -> bool:
@@ -272,7 +281,11 @@ def execute(
                 seed=seed, seeds=seed_tuple, preset=preset, device=device, data=data, run=run
             )
             seed_started = time.time()
-            metrics = module.run(config, ctx)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("default")
+                metrics = module.run(config, ctx)
+            for message in dict.fromkeys(str(w.message) for w in caught):
+                run.log(f"warning: {message}")
             if not isinstance(metrics, dict):
                 raise TypeError(f"{name}.run must return a dict of metrics, got {type(metrics)}")
             metrics = {**metrics, "seconds": time.time() - seed_started}
