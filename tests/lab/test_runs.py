@@ -57,7 +57,9 @@ def test_summaries_only_cover_scalars():
 
 
 def test_proportions_get_intervals_inside_zero_one():
-    summary = runs.summarize_metrics([{"hit": 1.0}] * 9 + [{"hit": 0.0}])
+    summary = runs.summarize_metrics([{"hit": True, "gap": 0.0}] * 9 + [{"hit": False, "gap": 0.0}])
+    # numbers that happen to be 0 are not a proportion: no interval around an exact 0
+    assert summary["gap"].low == summary["gap"].high == 0.0
     hit = summary["hit"]
     assert hit.mean == 0.9 and 0.0 <= hit.low < 0.9 < hit.high <= 1.0
     # Wilson's interval for 9 of 10 at 95%

@@ -178,16 +178,17 @@ def versions() -> dict[str, str]:
 def summarize_metrics(per_seed: Sequence[dict[str, Any]]) -> dict[str, Estimate]:
     """Mean and 95% interval over seeds of every scalar metric.
 
-    A metric whose values are all 0 or 1 (a hit, a success) is a proportion: its interval is
-    Wilson's, which stays inside [0, 1]; other metrics get Student's t interval.
+    A metric returned as a boolean in every seed (a hit, a success) is a proportion: its interval
+    is Wilson's, which stays inside [0, 1]; numbers get Student's t interval.
     """
     names: list[str] = []
     for metrics in per_seed:
         names += [k for k, v in metrics.items() if _is_scalar(v) and k not in names]
     summary = {}
     for name in names:
-        values = [float(m[name]) for m in per_seed if _is_scalar(m.get(name))]
-        if len(values) > 1 and all(v in (0.0, 1.0) for v in values):
+        raw = [m[name] for m in per_seed if _is_scalar(m.get(name))]
+        values = [float(v) for v in raw]
+        if len(values) > 1 and all(isinstance(v, bool | np.bool_) for v in raw):
             summary[name] = proportion_interval(int(sum(values)), len(values))
         else:
             summary[name] = mean_interval(values)

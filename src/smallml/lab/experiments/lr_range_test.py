@@ -188,15 +188,15 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
             "lines (the seed's figure); * marks the slope pick",
         )
 
-    def within(pick: int | None) -> float:
-        return float(pick is not None and abs(pick - truth) <= 1)
+    def within(pick: int | None) -> bool:
+        return pick is not None and abs(pick - truth) <= 1
 
     return {
         "slope_within_one_step": within(slope),
         "naive_within_one_step": within(naive),
-        "slope_exact": float(slope == truth),
-        "naive_exact": float(naive == truth),
-        "slope_stable": float(result.stable),
+        "slope_exact": slope == truth,
+        "naive_exact": naive == truth,
+        "slope_stable": result.stable,
         "slope_pick_frequency": float(result.pick_frequency[slope]) if slope is not None else 0.0,
         "best_val_loss": float(val_losses[truth]),
         "slope_pick": slope,
