@@ -1,0 +1,43 @@
+"""Masked-language-model fine-tuning on top of ``transformers``.
+
+Any ``transformers`` masked LM works: one loaded from a local directory (``load_masked_lm``) or
+a small BERT trained from scratch with a WordPiece tokenizer built on the corpus
+(``train_wordpiece_tokenizer`` + ``small_masked_lm``). Shared contract: batches are dicts of
+``(B, L)`` tensors ``input_ids``, ``attention_mask`` and ``labels`` (-100 where no prediction
+is scored); training masks come from transformers' ``DataCollatorForLanguageModeling``
+(``masked_lm_collator``), evaluation masks are drawn once from a seed
+(``fixed_evaluation_masks``), so perplexity compares across epochs and runs.
+"""
+
+from smallml.nlp.fill_mask import fill_mask
+from smallml.nlp.loading import load_masked_lm
+from smallml.nlp.masked_lm import (
+    IGNORE_INDEX,
+    FixedMasks,
+    TokenizedTexts,
+    fixed_evaluation_masks,
+    masked_lm_collator,
+    masked_lm_metrics,
+    masked_lm_scores,
+    masked_lm_step,
+    small_masked_lm,
+    tokenize_texts,
+)
+from smallml.nlp.tokenizer import SPECIAL_TOKENS, train_wordpiece_tokenizer
+
+__all__ = [
+    "IGNORE_INDEX",
+    "SPECIAL_TOKENS",
+    "FixedMasks",
+    "TokenizedTexts",
+    "fill_mask",
+    "fixed_evaluation_masks",
+    "load_masked_lm",
+    "masked_lm_collator",
+    "masked_lm_metrics",
+    "masked_lm_scores",
+    "masked_lm_step",
+    "small_masked_lm",
+    "tokenize_texts",
+    "train_wordpiece_tokenizer",
+]
