@@ -150,3 +150,36 @@ def test_report_command(tmp_path, fake, capsys):
     assert main(["report", str(tmp_path), "--markdown"]) == 0
     assert "| system |" in capsys.readouterr().out
     assert main(["report", str(tmp_path / "nope")]) == 2
+
+
+def test_experiment_options_apply_where_the_config_has_the_field(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(registry, "OPTIONS", {"--label": "label"})
+    monkeypatch.setattr(
+        registry,
+        "EXPERIMENTS",
+        {
+            "fake": "tests.lab.fake_experiments",
+            "positional-encoding": registry.EXPERIMENTS["positional-encoding"],
+        },
+    )
+    code = main(
+        [
+            "run",
+            "fake",
+            "positional-encoding",
+            "--preset",
+            "smoke",
+            "--label",
+            "hello",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    assert code == 0
+    (run,) = (tmp_path / "fake").iterdir()
+    config = json.loads((run / "config.json").read_text())
+    assert config["config"]["label"] == "hello" and "--set label=hello" in config["command"]
+    (other,) = (tmp_path / "positional-encoding").iterdir()
+    assert "label" not in json.loads((other / "config.json").read_text())["command"]
+    assert main(["run", "positional-encoding", "--label", "x", "--out", str(tmp_path)]) == 2
+    assert "--label" in capsys.readouterr().err

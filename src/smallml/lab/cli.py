@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from smallml.lab import registry
-from smallml.lab.config import ConfigError, apply_overrides
+from smallml.lab.config import ConfigError, apply_overrides, field_types
 
 USAGE_ERROR = 2
 
@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def config_fields(config_cls: type) -> set[str]:
+    return set(field_types(config_cls))
+
+
 def cmd_list() -> int:
     width = max(len(name) for name in registry.names())
     for name in registry.names():
@@ -127,11 +131,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from smallml.lab import engine, runs
 
     selected = _selected(args.names)
-    overrides = list(args.overrides) + [
-        f"{field}={getattr(args, f'option_{field}')}"
+    # experiment-specific flags (--model, --text-column) apply where the Config has the field
+    options = {
+        field: getattr(args, f"option_{field}")
         for field in registry.OPTIONS.values()
         if getattr(args, f"option_{field}", None) is not None
-    ]
+    }
     if args.data is not None and not args.data.exists():
         raise UsageError(f"--data {str(args.data)!r}: path does not exist")
     modules = {name: registry.load(name) for name in selected}
@@ -139,19 +144,28 @@ def cmd_run(args: argparse.Namespace) -> int:
         refusing = [n for n, m in modules.items() if m.DATA is None]
         if refusing:
             raise UsageError(f"--data: {', '.join(refusing)} read no real data set")
+    for field in options:
+        if not any(field in config_fields(m.Config) for m in modules.values()):
+            flag = next(f for f, name in registry.OPTIONS.items() if name == field)
+            raise UsageError(f"{flag}: none of {', '.join(modules)} has a {field} setting")
     plans = []
     for name, module in modules.items():
+        overrides = list(args.overrides) + [
+            f"{field}={value}"
+            for field, value in options.items()
+            if field in config_fields(module.Config)
+        ]
         try:
             config = apply_overrides(runs.resolve_config(module, args.preset, {}), overrides)
         except ConfigError as error:
             raise UsageError(f"{name}: {error}") from None
         seeds = parse_seeds(args.seeds) if args.seeds else module.PRESETS[args.preset].seeds
-        plans.append((name, module, config, seeds))
+        plans.append((name, module, config, seeds, overrides))
 
     engine.set_device(args.device)
     engine.set_progress(not args.no_progress)
     failures = []
-    for name, module, config, seeds in plans:
+    for name, module, config, seeds, overrides in plans:
         started = time.time()
         print(f"== {name} ({args.preset}, seeds {','.join(map(str, seeds))})", flush=True)
         path, state, failure = runs.execute(
