@@ -1,0 +1,159 @@
+"""VOC XML folders and COCO JSON files, written in their exact formats and read back."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from smallml.data import DetectionData, load_coco, load_detection_data, load_voc
+
+
+def _image(path, width, height, seed=0):
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(path)
+
+
+def _voc(path, filename, width, height, objects):
+    parts = "".join(
+        f"<object><name>{name}</name><pose>Unspecified</pose><truncated>0</truncated>"
+        f"<difficult>0</difficult><bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin>"
+        f"<xmax>{b[2]}</xmax><ymax>{b[3]}</ymax></bndbox></object>"
+        for name, b in objects
+    )
+    path.write_text(
+        f"<annotation><folder>images</folder><filename>{filename}</filename>"
+        f"<size><width>{width}</width><height>{height}</height><depth>3</depth></size>"
+        f"<segmented>0</segmented>{parts}</annotation>"
+    )
+
+
+def test_voc_folder_with_one_xml_per_image(tmp_path):
+    _image(tmp_path / "a.jpg", 40, 30)
+    _voc(
+        tmp_path / "a.xml",
+        "a.jpg",
+        40,
+        30,
+        [("plastic", (1, 2, 10, 12)), ("glass", (5, 5, 40, 30))],
+    )
+    _image(tmp_path / "b.png", 20, 20, seed=1)
+    _voc(tmp_path / "b.xml", "b.png", 20, 20, [])  # forest floor without litter: a negative
+    data = load_voc(tmp_path)
+    assert isinstance(data, DetectionData) and len(data) == 2
+    assert data.class_names == ("background", "glass", "plastic")  # sorted names, from 1
+    image, target = data[0]
+    assert image.shape == (3, 30, 40) and image.dtype == torch.float32 and image.max() <= 1
+    # VOC corners are 1-based and inclusive: (1, 2, 10, 12) covers columns 0..9, rows 1..11
+    assert target["boxes"].tolist() == [[0, 1, 10, 12], [4, 4, 40, 30]]
+    assert target["labels"].tolist() == [2, 1]
+    assert data[1][1]["boxes"].shape == (0, 4) and data.names[1].endswith("b.xml")
+    pixels = np.asarray(Image.open(tmp_path / "b.png"), dtype=np.float32) / 255
+    assert torch.allclose(data[1][0], torch.from_numpy(pixels).permute(2, 0, 1))
+
+
+def test_voc_layout_with_jpegimages_given_classes_and_shrinking(tmp_path):
+    (tmp_path / "Annotations").mkdir()
+    (tmp_path / "JPEGImages").mkdir()
+    _image(tmp_path / "JPEGImages" / "x.jpg", 100, 50)
+    _voc(tmp_path / "Annotations" / "x.xml", "x.jpg", 100, 50, [("metal", (11, 11, 50, 40))])
+    data = load_voc(tmp_path, class_names=["plastic", "metal", "paper", "glass"], max_side=50)
+    assert data.class_names[1:] == ("plastic", "metal", "paper", "glass")
+    image, target = data[0]
+    assert image.shape == (3, 25, 50)
+    assert target["labels"].tolist() == [2]
+    assert torch.allclose(target["boxes"], torch.tensor([[5.0, 5.0, 25.0, 20.0]]))
+
+
+def test_voc_errors_name_the_file(tmp_path):
+    _image(tmp_path / "a.jpg", 40, 30)
+    _voc(tmp_path / "a.xml", "a.jpg", 40, 30, [("bottle cap", (1, 2, 10, 12))])
+    with pytest.raises(ValueError, match=r"a\.xml': unknown class name 'bottle cap'.*'plastic'"):
+        load_voc(tmp_path, class_names=["plastic"])
+    _voc(tmp_path / "a.xml", "a.jpg", 40, 30, [("plastic", (1, 2, 55, 12))])
+    with pytest.raises(ValueError, match=r"a\.xml: box 0 .* outside the image"):
+        load_voc(tmp_path)
+    # 1-based inclusive: xmin 6 to xmax 5 covers no column
+    _voc(tmp_path / "a.xml", "a.jpg", 40, 30, [("plastic", (6, 2, 5, 12))])
+    with pytest.raises(ValueError, match=r"a\.xml: box 0 .* zero area"):
+        load_voc(tmp_path)
+    _voc(tmp_path / "a.xml", "gone.jpg", 40, 30, [])
+    (tmp_path / "a.jpg").unlink()
+    with pytest.raises(FileNotFoundError, match=r"gone\.jpg"):
+        load_voc(tmp_path)
+    (tmp_path / "a.xml").write_text("<annotation><object>")
+    with pytest.raises(ValueError, match="not valid XML"):
+        load_voc(tmp_path)
+    with pytest.raises(FileNotFoundError, match="--data"):
+        load_voc(tmp_path / "nowhere")
+    with pytest.raises(ValueError, match=r"no \.xml"):
+        load_voc(_empty(tmp_path))
+    with pytest.raises(ValueError, match="background"):
+        load_voc(tmp_path, class_names=["background"])
+
+
+def _empty(tmp_path):
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    return folder
+
+
+def _coco(tmp_path):
+    _image(tmp_path / "p.jpg", 32, 24)
+    _image(tmp_path / "q.jpg", 16, 16, seed=2)
+    content = {
+        "images": [
+            {"id": 7, "file_name": "p.jpg", "width": 32, "height": 24},
+            {"id": 9, "file_name": "q.jpg", "width": 16, "height": 16},
+        ],
+        "annotations": [
+            {"id": 1, "image_id": 7, "category_id": 12, "bbox": [2, 3, 10, 5], "iscrowd": 0},
+            {"id": 2, "image_id": 7, "category_id": 3, "bbox": [0, 0, 32, 24], "iscrowd": 0},
+            {"id": 3, "image_id": 7, "category_id": 3, "bbox": [1, 1, 4, 4], "iscrowd": 1},
+        ],
+        "categories": [{"id": 12, "name": "glass"}, {"id": 3, "name": "metal"}],
+    }
+    (tmp_path / "litter.json").write_text(json.dumps(content))
+    return content
+
+
+def test_coco_json(tmp_path):
+    _coco(tmp_path)
+    data = load_coco(tmp_path / "litter.json")
+    assert data.class_names == ("background", "metal", "glass")  # category id order, from 1
+    image, target = data[0]
+    assert image.shape == (3, 24, 32)
+    # bbox x, y, width, height -> x1, y1, x2, y2; the crowd region is skipped
+    assert target["boxes"].tolist() == [[2, 3, 12, 8], [0, 0, 32, 24]]
+    assert target["labels"].tolist() == [2, 1]
+    assert data[1][1]["boxes"].shape == (0, 4)  # an image without annotations is a negative
+    assert len(load_detection_data(tmp_path)) == 2  # a folder with one JSON reads as COCO
+    assert len(load_detection_data(tmp_path / "litter.json")) == 2
+
+
+def test_coco_errors(tmp_path):
+    content = _coco(tmp_path)
+    content["annotations"][0]["category_id"] = 99
+    (tmp_path / "bad.json").write_text(json.dumps(content))
+    with pytest.raises(ValueError, match=r"bad\.json': annotation 1 has category_id 99"):
+        load_coco(tmp_path / "bad.json")
+    content["annotations"][0].update(category_id=3, bbox=[30, 3, 10, 5])
+    (tmp_path / "bad.json").write_text(json.dumps(content))
+    with pytest.raises(ValueError, match=r"p\.jpg: box 0 .* outside the image"):
+        load_coco(tmp_path / "bad.json")
+    (tmp_path / "bad.json").write_text(json.dumps({"images": []}))
+    with pytest.raises(ValueError, match="lacks the keys"):
+        load_coco(tmp_path / "bad.json")
+
+
+def test_detection_data_subset_and_loader(tmp_path):
+    from smallml.detection import collate_detection
+
+    _coco(tmp_path)
+    data = load_coco(tmp_path / "litter.json").subset([1, 0])
+    assert data.names[0].endswith("q.jpg") and data.num_classes == 2
+    loader = torch.utils.data.DataLoader(data, batch_size=2, collate_fn=collate_detection)
+    images, targets = next(iter(loader))
+    assert [tuple(i.shape) for i in images] == [(3, 16, 16), (3, 24, 32)]
+    assert [len(t["labels"]) for t in targets] == [0, 2]
