@@ -35,6 +35,7 @@ class Browser:
         self._to_chrome_r, self._to_chrome_w = os.pipe()
         self._from_chrome_r, self._from_chrome_w = os.pipe()
         self._profile = tempfile.mkdtemp(prefix="smallml-chromium-")
+        self.width, self.height = width, height
         read_end, write_end = self._to_chrome_r, self._from_chrome_w
 
         def child_fds() -> None:
@@ -138,6 +139,12 @@ class Browser:
         self.session = attached["sessionId"]
         for domain in ("Page.enable", "Runtime.enable", "Log.enable", "Network.enable"):
             self.call(domain)
+        # a new target does not inherit --window-size everywhere (and desktop Chromium keeps a
+        # minimum window width), so the viewport is set explicitly
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": self.width, "height": self.height, "deviceScaleFactor": 1, "mobile": False},
+        )
         self.events.clear()
         self.call("Page.navigate", {"url": url})
         self.wait_for("Page.loadEventFired")

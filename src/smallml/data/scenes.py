@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from smallml._utils.checks import check_choice, check_number
 from smallml.data.digits import load_digits_images
+from smallml.data.litter import litter_style
 
 Painted = tuple[np.ndarray, np.ndarray]  # patch (C, s, s) in [0, 1], mask (s, s) bool
 
@@ -115,7 +116,7 @@ def digits_style(source: str) -> SceneStyle:
     )
 
 
-STYLES: dict[str, Callable[[str], SceneStyle]] = {"digits": digits_style}
+STYLES: dict[str, Callable[[str], SceneStyle]] = {"digits": digits_style, "litter": litter_style}
 
 
 def _count(rng: np.random.Generator, spec: int | tuple[int, int]) -> int:

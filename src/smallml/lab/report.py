@@ -137,12 +137,19 @@ def _system_rows(
 
 
 def markdown_table(root: Path) -> str:
-    """The results table of all systems as Markdown, for the README."""
+    """The results table of all systems as Markdown, for the README.
+
+    Next to each system's claims: what the earlier implementation reported
+    (``registry.EARLIER_RESULTS``) and the run's measured wall time.
+    """
     latest = {name: runs[0] for name, runs in collect_runs(root).items()}
     lines = [
-        "| system | experiment | claim | verdict | numbers (mean [95% interval]) |",
-        "|---|---|---|---|---|",
+        "| system | experiment | claim | verdict | numbers (mean [95% interval]) "
+        "| earlier implementation | run time |",
+        "|---|---|---|---|---|---|---|",
     ]
+    shown_system: set[str] = set()
+    shown_run: set[str] = set()
     for system, experiment, record, claim in _system_rows(latest):
         if record is None:
             verdict, text, numbers = "no run", "", ""
@@ -154,10 +161,29 @@ def markdown_table(root: Path) -> str:
                 verdict = record.state
             text, numbers = str(claim.get("text", "")), claim_numbers(claim)
         preset = f" ({record.config.get('preset')})" if record else ""
-        cells = [system, f"`{experiment}`{preset}" if experiment else "", text, verdict, numbers]
+        earlier = "" if system in shown_system else registry.EARLIER_RESULTS.get(system, "")
+        shown_system.add(system)
+        duration = ""
+        if record is not None and experiment not in shown_run:
+            seconds = record.status.get("duration_s")
+            duration = f"{float(seconds) / 60:.1f} min" if seconds is not None else ""
+            shown_run.add(experiment)
+        cells = [
+            system,
+            f"`{experiment}`{preset}" if experiment else "",
+            text,
+            verdict,
+            numbers,
+            earlier,
+            duration,
+        ]
         lines.append(
             "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
         )
+    seconds = [r.status.get("duration_s") for r in latest.values()]
+    total = sum(float(s) for s in seconds if s is not None)
+    lines.append("")
+    lines.append(f"Total run time of these {len(latest)} runs: {total / 60:.1f} min.")
     return "\n".join(lines)
 
 
@@ -259,9 +285,12 @@ def render(root: Path) -> str:
         "<p>Each row is a claim of an experiment's latest run. Claims are judged on the preset "
         "they name (usually <b>full</b>); other presets show them as not judged.</p>",
         '<div class="wrap"><table id="claims"><tr><th>system (SEED.md)</th><th>experiment</th>'
-        "<th>claim</th><th>verdict</th><th>numbers</th></tr>",
+        "<th>claim</th><th>verdict</th><th>numbers</th><th>earlier implementation</th></tr>",
     ]
+    shown_system: set[str] = set()
     for system, experiment, record, claim in _system_rows(latest):
+        earlier = "" if system in shown_system else registry.EARLIER_RESULTS.get(system, "")
+        shown_system.add(system)
         link = (
             f'<a href="#{_e(experiment)}">{_e(experiment)}</a>' if record else _e(experiment or "")
         )
@@ -270,7 +299,7 @@ def render(root: Path) -> str:
             f'<tr data-experiment="{_e(experiment)}"><td>{_e(system)}</td><td>{link}{preset}</td>'
             f"<td>{_e(claim.get('text', '') if claim else '')}</td>"
             f"{_verdict_cell(claim, record.state if record else None)}"
-            f"<td>{_e(claim_numbers(claim) if claim else '')}</td></tr>"
+            f"<td>{_e(claim_numbers(claim) if claim else '')}</td><td>{_e(earlier)}</td></tr>"
         )
     body.append("</table></div>")
     for name in _order(list(latest)):

@@ -1,0 +1,31 @@
+"""Explanations of image classifiers: attribution maps and the benchmarks that score them.
+
+The shared contract: an explainer is a method object with one verb,
+``explainer.attribute(x, target)``, taking inputs ``(B, ...)`` and the explained classes (an int
+or ``(B,)``), and returning a map shaped like ``x``. Scores are the model's logits (a tuple output
+counts by its first element). The model runs in eval mode and is left as found: no hook stays
+behind (also after an error), modes come back, parameter gradients and the input's ``.grad``
+are never written. Variants wrap: ``SmoothGrad(Saliency(model))``,
+``SmoothGrad(GuidedBackprop(model))``.
+
+Maps are scored by weak boxes (``box_from_attribution``, IoU against a true box), by masking an
+object step by step (``masking_curve``) and by deleting the most relevant pixels first against a
+random order (``deletion_curve``).
+"""
+
+from smallml.explain.box_from_attribution import box_from_attribution
+from smallml.explain.deletion_curve import DeletionCurve, deletion_curve
+from smallml.explain.guided_backprop import GuidedBackprop
+from smallml.explain.masking_curve import masking_curve
+from smallml.explain.saliency import Saliency
+from smallml.explain.smooth_grad import SmoothGrad
+
+__all__ = [
+    "DeletionCurve",
+    "GuidedBackprop",
+    "Saliency",
+    "SmoothGrad",
+    "box_from_attribution",
+    "deletion_curve",
+    "masking_curve",
+]

@@ -1,0 +1,296 @@
+"""Consistency regularization (SEED.md): ``lambda * ||f(x) - f(x_augmented)||^2`` on unlabeled
+digits, with lambda chosen on validation data.
+
+For each seed: a labeled share of the digits' training split, of which ``val_fraction`` (per
+class) is held out as the validation split; the rest of the training split is unlabeled. One
+model per lambda in ``lambdas`` is trained from the same initial weights on the same labeled
+batches through ``engine.fit``: cross-entropy on the labeled samples plus the ramped-up
+consistency loss between each unlabeled image (the target) and an augmented copy. The lambda with
+the best validation accuracy (ties: lower validation NLL) is the seed's choice; the test split is
+only read to report. The labeled-share sweep trains lambda = 0 and the seed's chosen lambda at
+other labeled shares. Intervals are 95% over seeds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.ticker import MaxNLocator
+
+from smallml.lab import engine
+from smallml.lab.experiment import Claim, Preset, RunContext
+from smallml.lab.semi_supervised import (
+    DigitsSplit,
+    SemiSupervisedStep,
+    augmentation,
+    choose_on_validation,
+    curves,
+    diagnostics_figure,
+    digits_split,
+    fit_semi_supervised,
+    semi_supervised_loader,
+)
+from smallml.lab.stats import mean_interval
+from smallml.models import SmallCNN
+
+SYSTEM = "Consistency Regularization"
+DESCRIPTION = (
+    "consistency loss weight lambda chosen on validation, vs lambda = 0, over label shares"
+)
+DATA = None
+
+
+@dataclass
+class Config:
+    labeled_share: float = 0.07  # about 10 labeled digits per class, validation included
+    val_fraction: float = 0.3  # of each class's labeled samples
+    lambdas: tuple[float, ...] = (0.0, 0.1, 0.3, 1.0, 3.0, 10.0)
+    sweep_shares: tuple[float, ...] = (0.035, 0.14)  # besides labeled_share
+    num_unlabeled: int | None = None  # None: every other training image
+    detach_target: bool = False
+    epochs: int = 8
+    rampup_epochs: int = 3
+    batch_size: int = 16  # labeled samples per batch
+    unlabeled_ratio: int = 4  # unlabeled samples per labeled sample in a batch
+    lr: float = 3e-3
+    width: int = 16
+    dropout: float = 0.1
+    degrees: float = 10.0
+    translate: float = 0.125
+    noise: float = 0.05
+
+
+PRESETS = {
+    "smoke": Preset(
+        seeds=(0,),
+        config={
+            "labeled_share": 0.05,
+            "lambdas": (0.0, 1.0),
+            "sweep_shares": (0.1,),
+            "num_unlabeled": 96,
+            "epochs": 1,
+            "width": 8,
+        },
+    ),
+    "quick": Preset(seeds=(0, 1), config={"lambdas": (0.0, 1.0, 10.0), "sweep_shares": ()}),
+    "full": Preset(
+        seeds=tuple(range(5)),
+        config={"epochs": 20, "rampup_epochs": 6, "sweep_shares": (0.035, 0.28)},
+    ),
+}
+
+CLAIMS = (
+    Claim(
+        "validation chooses a lambda > 0 on most seeds, and the validation-chosen lambda beats "
+        "lambda = 0 on test accuracy (mean over seeds)",
+        lambda s: (
+            s["chosen_lambda_positive"].mean > 0.5
+            and s["test_accuracy_chosen"].mean > s["test_accuracy_lambda_0"].mean
+        ),
+        ("test_accuracy_chosen", "test_accuracy_lambda_0", "chosen_lambda_positive"),
+        min_seeds=5,
+    ),
+    Claim(
+        "the validation-chosen lambda beats lambda = 0 by a paired test-accuracy gain (same "
+        "seed, initial weights and batches) whose 95% interval over seeds lies above 0",
+        lambda s: s["accuracy_gain_chosen"].low is not None and s["accuracy_gain_chosen"].low > 0,
+        ("accuracy_gain_chosen",),
+        min_seeds=5,
+    ),
+)
+
+
+def _train(
+    cfg: Config, data: DigitsSplit, lam: float, seed: int, initial: dict[str, Any]
+) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """Train one model with consistency weight ``lam``; validation and test metrics, curves."""
+    engine.seed_everything(seed)  # same batch order and random state for every lambda
+    loader = semi_supervised_loader(
+        data.labeled_x,
+        data.labeled_y,
+        data.unlabeled_x,
+        batch_size=cfg.batch_size,
+        unlabeled_ratio=cfg.unlabeled_ratio,
+        num_classes=10,
+        seed=seed,
+    )
+    model = SmallCNN(1, 10, width=cfg.width, dropout=cfg.dropout)
+    model.load_state_dict(initial)
+    step = SemiSupervisedStep(
+        num_classes=10,
+        consistency=lam,
+        num_views=1,
+        rampup_steps=cfg.rampup_epochs * len(loader),
+        augment=augmentation(cfg.degrees, cfg.translate, cfg.noise),
+        detach_target=cfg.detach_target,
+    )
+    history, _ = fit_semi_supervised(
+        model, loader, step, data.unlabeled_x, epochs=cfg.epochs, lr=cfg.lr, desc=f"lambda {lam:g}"
+    )
+    val = engine.evaluate(model, engine.make_loader(data.val_x, data.val_y, batch_size=512))
+    test = engine.evaluate(model, engine.make_loader(data.test_x, data.test_y, batch_size=512))
+    scores = {
+        "val_accuracy": val["accuracy"],
+        "val_nll": val["loss"],
+        "test_accuracy": test["accuracy"],
+        "test_nll": test["loss"],
+    }
+    return scores, curves(history)
+
+
+def _initial(cfg: Config) -> dict[str, Any]:
+    return SmallCNN(1, 10, width=cfg.width, dropout=cfg.dropout).state_dict()
+
+
+def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
+    if 0.0 not in cfg.lambdas:
+        raise ValueError(f"lambdas must include 0 (the baseline); got {cfg.lambdas}")
+    initial = _initial(cfg)
+    data = digits_split(
+        cfg.labeled_share,
+        seed=ctx.seed,
+        val_fraction=cfg.val_fraction,
+        num_unlabeled=cfg.num_unlabeled,
+    )
+    scores, per_lambda_curves = [], {}
+    for lam in cfg.lambdas:
+        result, history = _train(cfg, data, lam, ctx.seed, initial)
+        scores.append(result)
+        per_lambda_curves[f"lambda {lam:g}"] = history
+        ctx.log(
+            f"seed {ctx.seed} lambda {lam:g}: val accuracy {result['val_accuracy']:.4f} "
+            f"(NLL {result['val_nll']:.4f}), test accuracy {result['test_accuracy']:.4f}"
+        )
+    best = choose_on_validation(scores)  # validation accuracy, ties by validation NLL
+    chosen = cfg.lambdas[best]
+    baseline = scores[cfg.lambdas.index(0.0)]
+    metrics: dict[str, Any] = {
+        "num_labeled_train": len(data.labeled_y),
+        "num_validation": len(data.val_y),
+        "num_unlabeled": len(data.unlabeled_x),
+        "chosen_lambda": chosen,
+        "chosen_lambda_positive": float(chosen > 0),
+        "test_accuracy_chosen": scores[best]["test_accuracy"],
+        "test_nll_chosen": scores[best]["test_nll"],
+        "accuracy_gain_chosen": scores[best]["test_accuracy"] - baseline["test_accuracy"],
+        "lambdas": list(cfg.lambdas),
+        "per_lambda": scores,
+        "curves": per_lambda_curves,
+    }
+    for lam, result in zip(cfg.lambdas, scores):
+        for key in ("val_accuracy", "test_accuracy", "test_nll"):
+            metrics[f"{key}_lambda_{lam:g}"] = result[key]
+    ctx.log(f"seed {ctx.seed}: chosen lambda {chosen:g} on validation")
+
+    # labeled-share sweep: lambda = 0 against this seed's chosen lambda
+    sweep = []
+    for share in sorted({*cfg.sweep_shares, cfg.labeled_share}):
+        if share == cfg.labeled_share:
+            zero, picked = baseline, scores[best]
+        else:
+            split = digits_split(
+                share, seed=ctx.seed, val_fraction=cfg.val_fraction, num_unlabeled=cfg.num_unlabeled
+            )
+            zero, _ = _train(cfg, split, 0.0, ctx.seed, initial)
+            picked = zero if chosen == 0 else _train(cfg, split, chosen, ctx.seed, initial)[0]
+        gain = picked["test_accuracy"] - zero["test_accuracy"]
+        sweep.append({"share": share, "lambda_0": zero, "chosen": picked, "gain": gain})
+        metrics[f"accuracy_gain_share_{share:g}"] = gain
+    metrics["sweep"] = sweep
+
+    if ctx.first_seed:
+        fig = diagnostics_figure(per_lambda_curves, f"seed {ctx.seed}: per-epoch diagnostics")
+        ctx.savefig(
+            fig,
+            "diagnostics",
+            f"seed {ctx.seed}: supervised and unsupervised loss, prediction entropy and the "
+            "most-predicted class's share on the unlabeled data, per epoch and lambda",
+        )
+    return metrics
+
+
+def _band(values: list[list[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, low and high of each column over seeds (rows)."""
+    estimates = [mean_interval(column) for column in np.asarray(values, dtype=float).T]
+    means = np.array([e.mean for e in estimates])
+    lows = np.array([e.mean if e.low is None else e.low for e in estimates])
+    highs = np.array([e.mean if e.high is None else e.high for e in estimates])
+    return means, lows, highs
+
+
+def summarize(cfg: Config, results: list[dict[str, Any]], ctx: RunContext) -> dict[str, Any]:
+    lambdas = list(cfg.lambdas)
+    positions = np.arange(len(lambdas))
+    fig, (ax, ax_pick) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [2.2, 1]})
+    for key, label, color in (
+        ("test_accuracy", "test", "C0"),
+        ("val_accuracy", "validation (chooses lambda)", "C1"),
+    ):
+        means, lows, highs = _band([[s[key] for s in r["per_lambda"]] for r in results])
+        ax.plot(positions, means, "-o", color=color, label=label)
+        ax.fill_between(positions, lows, highs, color=color, alpha=0.2)
+    ax.set(
+        xticks=positions,
+        xticklabels=[f"{lam:g}" for lam in lambdas],
+        xlabel="lambda",
+        ylabel="accuracy",
+        title=f"vary lambda: mean and 95% interval over {len(results)} seeds",
+    )
+    ax.legend(fontsize=8)
+    picks = [lambdas.index(r["chosen_lambda"]) for r in results]
+    ax_pick.bar(positions, np.bincount(picks, minlength=len(lambdas)), color="C2")
+    ax_pick.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_pick.set(
+        xticks=positions,
+        xticklabels=[f"{lam:g}" for lam in lambdas],
+        xlabel="lambda",
+        ylabel="seeds",
+        title="lambda chosen on validation",
+    )
+    fig.tight_layout()
+    ctx.savefig(
+        fig,
+        "vary-lambda",
+        "the seed's vary-lambda figure: test and validation accuracy per consistency weight "
+        "(band: 95% interval over seeds), and how often each lambda was chosen on validation",
+    )
+
+    shares = [row["share"] for row in results[0]["sweep"]]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for key, label, color in (("lambda_0", "lambda = 0", "C7"), ("chosen", "chosen lambda", "C0")):
+        means, lows, highs = _band(
+            [[row[key]["test_accuracy"] for row in r["sweep"]] for r in results]
+        )
+        ax.errorbar(
+            shares,
+            means,
+            yerr=[means - lows, highs - means],
+            fmt="-o",
+            capsize=3,
+            color=color,
+            label=label,
+        )
+    ax.set(
+        xscale="log",
+        xticks=shares,
+        xticklabels=[f"{s:g}" for s in shares],
+        xlabel="labeled share of the training split (validation included)",
+        ylabel="test accuracy",
+        title="labeled-share sweep",
+    )
+    ax.minorticks_off()
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    ctx.savefig(
+        fig,
+        "labeled-share-sweep",
+        "test accuracy of lambda = 0 and of each seed's validation-chosen lambda over labeled "
+        "shares (mean and 95% interval over seeds)",
+    )
+    return {}

@@ -1,0 +1,220 @@
+"""Unsupervised classification support (SEED.md): stability and mutual-exclusivity losses on
+unlabeled digits.
+
+For each seed: ``labeled_per_class`` labeled digits of the training split, the rest of it
+unlabeled, and four models trained from the same initial weights on the same labeled batches
+through ``engine.fit``: cross-entropy only, CE + stability loss, CE + mutual-exclusivity loss and
+CE + both (Sajjadi et al. 2016). The unsupervised terms use ``num_views`` augmented views of every
+unlabeled sample and ramp up over ``rampup_epochs``. Test accuracy and NLL on the fixed
+360-image test split make the seed's table, with 95% intervals over seeds. Per-epoch diagnostics
+(supervised and unsupervised loss, prediction entropy and class shares on the unlabeled data)
+show whether a model collapsed to one class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from smallml.lab import engine
+from smallml.lab.experiment import Claim, Preset, RunContext
+from smallml.lab.semi_supervised import (
+    SemiSupervisedStep,
+    augmentation,
+    curves,
+    diagnostics_figure,
+    digits_split,
+    fit_semi_supervised,
+    semi_supervised_loader,
+)
+from smallml.lab.stats import mean_interval
+from smallml.models import SmallCNN
+
+SYSTEM = "Unsupervised Classification Support"
+DESCRIPTION = "CE vs CE + stability vs CE + mutual exclusivity vs all, digits with few labels"
+DATA = None
+
+# variant -> (use stability, use mutual exclusivity); labels as in the seed's table
+VARIANTS = {
+    "ce": (False, False),
+    "stability": (True, False),
+    "exclusivity": (False, True),
+    "both": (True, True),
+}
+LABELS = {"ce": "CE", "stability": "CE + ST", "exclusivity": "CE + ME", "both": "CE + ST + ME"}
+
+
+@dataclass
+class Config:
+    labeled_per_class: int = 10
+    num_unlabeled: int | None = None  # None: every other training image
+    epochs: int = 10
+    rampup_epochs: int = 4
+    batch_size: int = 16  # labeled samples per batch
+    unlabeled_ratio: int = 4  # unlabeled samples per labeled sample in a batch
+    num_views: int = 2
+    stability_weight: float = 1.0
+    exclusivity_weight: float = 0.5
+    lr: float = 3e-3
+    width: int = 16
+    dropout: float = 0.1
+    degrees: float = 10.0
+    translate: float = 0.125
+    noise: float = 0.05
+
+
+PRESETS = {
+    "smoke": Preset(
+        seeds=(0,),
+        config={"labeled_per_class": 2, "num_unlabeled": 128, "epochs": 1, "width": 8},
+    ),
+    "quick": Preset(seeds=(0, 1, 2)),
+    "full": Preset(seeds=tuple(range(8)), config={"epochs": 20, "rampup_epochs": 6}),
+}
+
+CLAIMS = (
+    Claim(
+        "CE + stability + mutual exclusivity beats CE only on test accuracy (mean over seeds)",
+        lambda s: s["test_accuracy_both"].mean > s["test_accuracy_ce"].mean,
+        ("test_accuracy_both", "test_accuracy_ce"),
+        min_seeds=5,
+    ),
+    Claim(
+        "CE + stability + mutual exclusivity beats CE only by a paired test-accuracy gain "
+        "(same seed, initial weights and batches) whose 95% interval over seeds lies above 0",
+        lambda s: s["accuracy_gain_both"].low is not None and s["accuracy_gain_both"].low > 0,
+        ("accuracy_gain_both",),
+        min_seeds=5,
+    ),
+)
+
+
+def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
+    data = digits_split(cfg.labeled_per_class, seed=ctx.seed, num_unlabeled=cfg.num_unlabeled)
+    test_loader = engine.make_loader(data.test_x, data.test_y, batch_size=512)
+    initial = SmallCNN(1, 10, width=cfg.width, dropout=cfg.dropout).state_dict()
+    metrics: dict[str, Any] = {
+        "num_labeled": len(data.labeled_y),
+        "num_unlabeled": len(data.unlabeled_x),
+    }
+    per_variant_curves = {}
+    for name, (use_stability, use_exclusivity) in VARIANTS.items():
+        # same initial weights, same batch order and the same random state for every variant
+        engine.seed_everything(ctx.seed)
+        loader = semi_supervised_loader(
+            data.labeled_x,
+            data.labeled_y,
+            data.unlabeled_x,
+            batch_size=cfg.batch_size,
+            unlabeled_ratio=cfg.unlabeled_ratio,
+            num_classes=10,
+            seed=ctx.seed,
+        )
+        model = SmallCNN(1, 10, width=cfg.width, dropout=cfg.dropout)
+        model.load_state_dict(initial)
+        step = SemiSupervisedStep(
+            num_classes=10,
+            stability=cfg.stability_weight if use_stability else 0.0,
+            exclusivity=cfg.exclusivity_weight if use_exclusivity else 0.0,
+            num_views=cfg.num_views,
+            rampup_steps=cfg.rampup_epochs * len(loader),
+            augment=augmentation(cfg.degrees, cfg.translate, cfg.noise),
+        )
+        history, diagnostics = fit_semi_supervised(
+            model,
+            loader,
+            step,
+            data.unlabeled_x,
+            epochs=cfg.epochs,
+            lr=cfg.lr,
+            desc=LABELS[name],
+        )
+        test = engine.evaluate(model, test_loader)
+        metrics[f"test_accuracy_{name}"] = test["accuracy"]
+        metrics[f"test_nll_{name}"] = test["loss"]
+        metrics[f"unlabeled_entropy_{name}"] = diagnostics.entropies[-1]
+        metrics[f"unlabeled_top_share_{name}"] = max(diagnostics.shares[-1])
+        metrics[f"curves_{name}"] = curves(history)
+        metrics[f"class_shares_{name}"] = diagnostics.shares
+        per_variant_curves[LABELS[name]] = curves(history)
+        ctx.log(
+            f"seed {ctx.seed} {LABELS[name]}: test accuracy {test['accuracy']:.4f}, "
+            f"NLL {test['loss']:.4f}, unlabeled entropy {diagnostics.entropies[-1]:.3f}, "
+            f"top class share {max(diagnostics.shares[-1]):.3f}"
+        )
+    for name in ("stability", "exclusivity", "both"):
+        metrics[f"accuracy_gain_{name}"] = (
+            metrics[f"test_accuracy_{name}"] - metrics["test_accuracy_ce"]
+        )
+        metrics[f"nll_change_{name}"] = metrics[f"test_nll_{name}"] - metrics["test_nll_ce"]
+    if ctx.first_seed:
+        fig = diagnostics_figure(per_variant_curves, f"seed {ctx.seed}: per-epoch diagnostics")
+        ctx.savefig(
+            fig,
+            "diagnostics",
+            f"seed {ctx.seed}: supervised and unsupervised loss, prediction entropy and the "
+            "most-predicted class's share on the unlabeled data, per epoch (a share near 1 "
+            "would mean a collapse to one class)",
+        )
+        fig = _class_shares_figure(metrics, ctx.seed)
+        ctx.savefig(
+            fig,
+            "class-shares",
+            f"seed {ctx.seed}: share of the unlabeled samples predicted as each class, per "
+            "epoch (the true shares are about 0.1 each)",
+        )
+    return metrics
+
+
+def _class_shares_figure(metrics: dict[str, Any], seed: int) -> Any:
+    fig, axes = plt.subplots(1, len(VARIANTS), figsize=(13, 3.2), sharey=True)
+    for ax, name in zip(axes, VARIANTS):
+        shares = np.asarray(metrics[f"class_shares_{name}"]).T  # (classes, epochs)
+        epochs = np.arange(1, shares.shape[1] + 1)
+        ax.stackplot(epochs, shares, labels=[str(k) for k in range(len(shares))])
+        ax.set(title=LABELS[name], xlabel="epoch", ylim=(0, 1))
+    axes[0].set_ylabel("predicted class share")
+    axes[-1].legend(fontsize=6, ncol=2, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.suptitle(f"seed {seed}: class marginal of predictions on unlabeled data")
+    fig.tight_layout()
+    return fig
+
+
+def summarize(cfg: Config, results: list[dict[str, Any]], ctx: RunContext) -> dict[str, Any]:
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    positions = np.arange(len(VARIANTS))
+    for ax, metric, label in (
+        (axes[0], "test_accuracy", "test accuracy"),
+        (axes[1], "test_nll", "test NLL"),
+    ):
+        estimates = [mean_interval(r[f"{metric}_{name}"] for r in results) for name in VARIANTS]
+        means = np.array([e.mean for e in estimates])
+        lows = np.array([e.mean if e.low is None else e.low for e in estimates])
+        highs = np.array([e.mean if e.high is None else e.high for e in estimates])
+        ax.bar(positions, means, color=["#999", "#69c", "#c96", "#6a6"])
+        ax.errorbar(positions, means, yerr=[means - lows, highs - means], fmt="none", c="k")
+        for x, r in zip(
+            positions, np.array([[r[f"{metric}_{n}"] for n in VARIANTS] for r in results]).T
+        ):
+            ax.plot(np.full(len(r), x) + 0.25, r, "k.", ms=3, alpha=0.6)
+        ax.set(xticks=positions, xticklabels=[LABELS[n] for n in VARIANTS], ylabel=label)
+        if metric == "test_accuracy":
+            ax.set_ylim(max(0.0, float(lows.min()) - 0.1), 1.0)
+    fig.suptitle(
+        f"{cfg.labeled_per_class} labels per class, {len(results)} seeds: mean, 95% interval "
+        "and each seed"
+    )
+    fig.tight_layout()
+    ctx.savefig(
+        fig,
+        "test-table",
+        "the seed's table: test accuracy and NLL of each loss combination, mean with 95% "
+        "interval over seeds (dots: single seeds)",
+    )
+    return {}

@@ -1,0 +1,78 @@
+import pytest
+import torch
+from torch import nn
+
+from smallml.explain import masking_curve
+
+
+class RegionSum(nn.Module):
+    """Class 0 scores the sum of the pixels in ``weights``; class 1 scores minus that."""
+
+    def __init__(self, weights):
+        super().__init__()
+        self.register_buffer("weights", weights)
+
+    def forward(self, x):
+        total = (x[:, 0] * self.weights).flatten(1).sum(1)
+        return torch.stack([total, -total], dim=1)
+
+
+def test_scores_fall_with_the_masked_share_and_masking_grows_from_the_centre():
+    weights = torch.zeros(8, 8)
+    weights[2:6, 1:5] = 1.0  # the object: rows 2..5, columns 1..4 (16 pixels)
+    model = RegionSum(weights)
+    x = torch.ones(1, 1, 8, 8)
+    box = torch.tensor([1.0, 2.0, 5.0, 6.0])
+    curve = masking_curve(model, x, 0, box, steps=4)
+    assert curve.shape == (1, 5)
+    assert curve[0].tolist() == [16.0, 12.0, 8.0, 4.0, 0.0]
+    other = masking_curve(model, x, 1, box, steps=4)
+    assert other[0].tolist() == [-16.0, -12.0, -8.0, -4.0, 0.0]
+    # the first quarter masked is the 2x2 centre: a model reading only the centre drops to 0 there
+    centre = torch.zeros(8, 8)
+    centre[3:5, 2:4] = 1.0
+    assert masking_curve(RegionSum(centre), x, 0, box, steps=4)[0].tolist() == [
+        4.0,
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+    ]
+    # a mask covering the same pixels gives the same curve; probabilities sum with the other class
+    mask = weights.bool()
+    assert torch.equal(masking_curve(model, x, 0, mask, steps=4), curve)
+    probs = masking_curve(model, x, 0, box, steps=4, output="probs")
+    assert torch.allclose(probs, torch.sigmoid(2 * curve))
+
+
+def test_per_sample_regions_and_fill():
+    weights = torch.ones(6, 6)
+    model = RegionSum(weights)
+    x = torch.full((2, 1, 6, 6), 0.5)
+    boxes = torch.tensor([[0.0, 0.0, 2.0, 2.0], [0.0, 0.0, 6.0, 6.0]])
+    curve = masking_curve(model, x, 0, boxes, steps=2, fill=1.5)
+    # masking n pixels at 0.5 -> 1.5 adds n to the sum
+    assert curve.tolist() == [[18.0, 20.0, 22.0], [18.0, 36.0, 54.0]]
+
+
+def test_model_is_left_in_its_mode_and_bad_input():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3), nn.Dropout(0.5))
+    model.train()
+    x = torch.rand(2, 1, 4, 4)
+    first = masking_curve(model, x, 1, torch.tensor([0, 0, 2, 2]), steps=3)
+    assert torch.equal(first, masking_curve(model, x, 1, torch.tensor([0, 0, 2, 2]), steps=3))
+    assert model.training
+    with pytest.raises(ValueError, match="region boxes must have x2 > x1"):
+        masking_curve(model, x, 1, torch.tensor([2, 0, 2, 2]))
+    with pytest.raises(ValueError, match="region boxes must cover"):
+        masking_curve(model, x, 1, torch.tensor([10.0, 10.0, 12.0, 12.0]))
+    with pytest.raises(ValueError, match="region masks must have shape"):
+        masking_curve(model, x, 1, torch.ones(3, 3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="region must mark at least one pixel"):
+        masking_curve(model, x, 1, torch.zeros(4, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"target must hold classes in \[0, 2\]"):
+        masking_curve(model, x, 3, torch.tensor([0, 0, 2, 2]))
+    with pytest.raises(ValueError, match="steps"):
+        masking_curve(model, x, 1, torch.tensor([0, 0, 2, 2]), steps=0)
+    with pytest.raises(ValueError, match="x must be images"):
+        masking_curve(model, torch.rand(2, 16), 1, torch.tensor([0, 0, 2, 2]))
