@@ -3,6 +3,7 @@
 import ast
 import importlib
 import pkgutil
+import re
 import shutil
 import subprocess
 import sys
@@ -67,3 +68,20 @@ def test_ruff_lint_and_format_are_clean():
     for args in (["check", "--quiet", "."], ["format", "--check", "--quiet", "."]):
         result = subprocess.run([ruff, *args], cwd=ROOT, capture_output=True, text=True)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_shell_and_no_unsafe_loading_in_the_package():
+    """Paths from --data and --out never reach a shell, and nothing unpickles arbitrary files:
+    checkpoints go through torch.load(weights_only=True), CIFAR through a data-only unpickler."""
+    unsafe = re.compile(
+        r"shell\s*=\s*True|os\.system\(|os\.popen\(|subprocess\.|pickle\.loads?\(|"
+        r"trust_remote_code\s*=\s*True"
+    )
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        text = path.read_text()
+        found += [f"{path.relative_to(PACKAGE)}: {m.group()}" for m in unsafe.finditer(text)]
+        for call in re.finditer(r"torch\.load\(([^)]*)\)", text):
+            if "weights_only=True" not in call.group(1):
+                found.append(f"{path.relative_to(PACKAGE)}: {call.group()}")
+    assert not found, found

@@ -71,7 +71,10 @@ def test_run_writes_the_run_folder(tmp_path, fake, capsys):
     claims = json.loads((run / "claims.json").read_text())
     assert [c["held"] for c in claims] == [True, None]
     assert "full" in claims[1]["reason"]
-    assert json.loads((run / "status.json").read_text())["state"] == "done"
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "done"
+    # wall time, CPU time of the process and the machine's load, for runs on shared machines
+    assert status["duration_s"] >= 0 and status["cpu_s"] >= 0 and status["load_average"] >= 0
 
 
 def test_full_preset_judges_and_a_false_claim_shows_false(tmp_path, fake):

@@ -39,9 +39,7 @@ def test_failed_and_interrupted_runs_are_shown(tmp_path, monkeypatch):
     assert "interrupted" in render(tmp_path)
 
 
-def test_markdown_table_lists_every_system_with_earlier_numbers_and_run_time(
-    tmp_path, monkeypatch
-):
+def test_markdown_table_lists_every_system_with_earlier_numbers_and_run_time(tmp_path, monkeypatch):
     from smallml.lab.report import markdown_table
 
     monkeypatch.setattr(registry, "EXPERIMENTS", {"fake": "tests.lab.fake_experiments"})
@@ -50,7 +48,7 @@ def test_markdown_table_lists_every_system_with_earlier_numbers_and_run_time(
     rows = [line for line in table.splitlines() if line.startswith("| ")][1:]
     assert {row.split(" | ")[0][2:] for row in rows} == set(registry.SYSTEMS)
     assert all(row.count(" | ") == 6 for row in rows)  # 7 cells, none broken by a "|"
-    assert "| `fake` (quick) |" in table and " min |" in table
+    assert "| `fake` (quick) |" in table and " min (CPU " in table
     assert "31% -> 84% on a 2-way task" in table  # the seed's Reptile number, from SEED-NOTES
     assert "Total run time of these 1 runs" in table
     # every earlier result belongs to a SEED.md system

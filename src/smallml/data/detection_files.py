@@ -76,8 +76,8 @@ def _read_image(path: Path, max_side: int | None) -> tuple[torch.Tensor, float]:
     ``max_side``; also the scale applied to its coordinates."""
     from PIL import Image
 
-    with Image.open(path) as image:
-        image = image.convert("RGB")
+    with Image.open(path) as opened:
+        image = opened.convert("RGB")
         scale = 1.0
         if max_side is not None and max(image.size) > max_side:
             scale = max_side / max(image.size)

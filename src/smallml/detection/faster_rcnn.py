@@ -124,7 +124,9 @@ def faster_rcnn(
     else:
         body = small_backbone()
         sizes = (tuple(anchor_sizes),)
-    checkpoint_classes = int(state[_PREDICTOR].shape[0]) if pretrained else num_classes + 1
+    checkpoint_classes = (
+        int(state[_PREDICTOR].shape[0]) if pretrained and state is not None else num_classes + 1
+    )
     model = FasterRCNN(
         body,
         box_head=TwoMLPHead(body.out_channels * resolution**2, representation_size),
@@ -170,7 +172,7 @@ def small_backbone(width: int = 32) -> nn.Sequential:
             ]
             channels = out
     body = nn.Sequential(*layers)
-    body.out_channels = channels
+    body.out_channels = channels  # type: ignore[assignment]  # what FasterRCNN reads
     return body
 
 

@@ -21,7 +21,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +30,8 @@ from accelerate.utils import DataLoaderConfiguration, set_seed
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
+
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 StepFn = Callable[[nn.Module, Any], "torch.Tensor | tuple[torch.Tensor, dict[str, float]]"]
 EvalFn = Callable[[nn.Module, Any], dict[str, torch.Tensor]]
@@ -88,9 +90,9 @@ def is_main_process() -> bool:
     return accelerator().is_main_process
 
 
-def unwrap(model: nn.Module) -> nn.Module:
+def unwrap(model: ModuleT) -> ModuleT:
     """The user's model inside a distributed wrapper (itself when not wrapped)."""
-    return accelerator().unwrap_model(model)
+    return accelerator().unwrap_model(model)  # type: ignore[return-value]
 
 
 def make_loader(

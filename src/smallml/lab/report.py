@@ -136,6 +136,17 @@ def _system_rows(
     return rows
 
 
+def _timing_text(status: dict[str, Any]) -> str:
+    """``"3.1 min (CPU 5.0 min, load 2.1)"``: wall time, CPU time and the machine's load."""
+    wall, cpu, load = (status.get(k) for k in ("duration_s", "cpu_s", "load_average"))
+    if wall is None:
+        return ""
+    extra = [f"CPU {float(cpu) / 60:.1f} min" if cpu is not None else ""]
+    extra.append(f"load {float(load):.1f}" if load is not None else "")
+    details = ", ".join(e for e in extra if e)
+    return f"{float(wall) / 60:.1f} min" + (f" ({details})" if details else "")
+
+
 def markdown_table(root: Path) -> str:
     """The results table of all systems as Markdown, for the README.
 
@@ -165,8 +176,7 @@ def markdown_table(root: Path) -> str:
         shown_system.add(system)
         duration = ""
         if record is not None and experiment not in shown_run:
-            seconds = record.status.get("duration_s")
-            duration = f"{float(seconds) / 60:.1f} min" if seconds is not None else ""
+            duration = _timing_text(record.status)
             shown_run.add(experiment)
         cells = [
             system,
@@ -180,10 +190,13 @@ def markdown_table(root: Path) -> str:
         lines.append(
             "| " + " | ".join(c.replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
         )
-    seconds = [r.status.get("duration_s") for r in latest.values()]
-    total = sum(float(s) for s in seconds if s is not None)
+    wall = sum(float(r.status.get("duration_s") or 0) for r in latest.values())
+    cpu = sum(float(r.status.get("cpu_s") or 0) for r in latest.values())
     lines.append("")
-    lines.append(f"Total run time of these {len(latest)} runs: {total / 60:.1f} min.")
+    lines.append(
+        f"Total run time of these {len(latest)} runs: {wall / 60:.1f} min wall, "
+        f"{cpu / 60:.1f} min CPU."
+    )
     return "\n".join(lines)
 
 
@@ -217,13 +230,13 @@ def _verdict_cell(claim: dict[str, Any] | None, state: str | None) -> str:
 def _section(record: RunRecord, older: list[RunRecord], root: Path) -> str:
     name = record.experiment
     cfg = record.config
-    duration = record.status.get("duration_s")
+    duration = _timing_text(record.status) or "unknown"
     parts = [f'<section id="{_e(name)}"><h2>{_e(name)}</h2>']
     parts.append(
         f"<p>{_e(cfg.get('system', ''))}. State: "
         f'<span class="state-{_e(record.state)}">{_e(record.state)}</span>; preset '
         f"<b>{_e(cfg.get('preset'))}</b>, seeds {_e(cfg.get('seeds'))}, "
-        f"duration {_e(fmt(duration) + ' s' if duration is not None else 'unknown')}, "
+        f"duration {_e(duration)}, "
         f"device {_e(cfg.get('device'))}, started {_e(record.started)}.</p>"
     )
     parts.append(f"<p>Rerun: <code>{_e(cfg.get('command', ''))}</code></p>")

@@ -234,6 +234,19 @@ def resolve_config(module: ModuleType, preset: str, overrides: dict[str, Any]) -
     return dataclasses.replace(module.Config(), **{**presets[preset].config, **overrides})
 
 
+def _timing(started: float, cpu_started: float) -> dict[str, float]:
+    """Wall time, CPU time of this process (all its threads) and the machine's load average.
+
+    On a shared machine the wall time grows with the other jobs; the CPU time much less, and
+    the load average says how shared the machine was.
+    """
+    return {
+        "duration_s": round(time.time() - started, 2),
+        "cpu_s": round(time.process_time() - cpu_started, 2),
+        "load_average": round(os.getloadavg()[0], 2),
+    }
+
+
 def execute(
     name: str,
     module: ModuleType,
@@ -252,7 +265,7 @@ def execute(
     """
     is_writer = engine.is_main_process()
     run = Run.create(out, name) if is_writer else Run(Path(out) / name / "worker", writer=False)
-    started = time.time()
+    started, cpu_started = time.time(), time.process_time()
     device = engine.device()
     run.write_json(
         "config.json",
@@ -311,7 +324,7 @@ def execute(
         for verdict in verdicts:
             state = {True: "HELD", False: "NOT HELD", None: "not judged"}[verdict["held"]]
             run.log(f"claim {state}: {verdict['text']}")
-        run.set_status("done", finished=_now(), duration_s=round(time.time() - started, 2))
+        run.set_status("done", finished=_now(), **_timing(started, cpu_started))
         return run.path, "done", None
     except Exception as error:  # a failed experiment is recorded, never lost
         text = f"{type(error).__name__}: {error}"
@@ -332,7 +345,7 @@ def execute(
         run.set_status(
             "failed",
             finished=_now(),
-            duration_s=round(time.time() - started, 2),
+            **_timing(started, cpu_started),
             error=text,
             traceback=traceback.format_exc(),
         )

@@ -20,6 +20,18 @@ class Estimate:
     std: float | None
     n: int
 
+    def above(self, value: float) -> bool:
+        """Whether the whole interval lies above ``value`` (false without an interval)."""
+        return self.low is not None and self.low > value
+
+    def below(self, value: float) -> bool:
+        """Whether the whole interval lies below ``value`` (false without an interval)."""
+        return self.high is not None and self.high < value
+
+    def contains(self, value: float) -> bool:
+        """Whether ``value`` lies inside the interval (false without an interval)."""
+        return self.low is not None and self.high is not None and self.low <= value <= self.high
+
     def as_dict(self) -> dict[str, float | int | None]:
         return asdict(self)
 

@@ -94,7 +94,8 @@ def _semi_hard(
 def _all(distances: torch.Tensor, labels: torch.Tensor, **_: object) -> Triplets:
     positive, negative = _masks(labels)
     valid = positive[:, :, None] & negative[:, None, :]  # (B, B, B): anchor, positive, negative
-    return valid.nonzero(as_tuple=True)
+    anchor, positive_index, negative_index = valid.nonzero(as_tuple=True)
+    return anchor, positive_index, negative_index
 
 
 def _random(

@@ -88,7 +88,7 @@ class MultiHeadResNet(nn.Module):
             network = small_resnet18(in_channels, num_classes)
             if weights is not None:
                 _load_backbone_weights(network, weights)
-            feature_dim = network.fc.in_features
+            feature_dim = int(network.fc.in_features)  # type: ignore[union-attr,arg-type]
             network.fc = nn.Identity()  # the heads below replace the classifier
         elif isinstance(backbone, nn.Module):
             if weights is not None:
@@ -106,6 +106,7 @@ class MultiHeadResNet(nn.Module):
                 f"backbone must be a name in {BACKBONES} or an nn.Module; got {type(backbone)}"
             )
         check_number("feature_dim", feature_dim, low=1, integer=True)
+        assert feature_dim is not None
         self.backbone = network
         self.feature_dim = int(feature_dim)
         self.embedding_dim = int(embedding_dim)

@@ -119,7 +119,7 @@ def masked_lm_collator(tokenizer: Any, *, mlm_probability: float = 0.15, seed: i
     from transformers import DataCollatorForLanguageModeling
 
     check_number("mlm_probability", mlm_probability, low=0.0, high=1.0, low_inclusive=False)
-    extra = {} if seed is None else {"seed": seed}
+    extra: dict[str, Any] = {} if seed is None else {"seed": seed}
     return DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability, **extra)
 
 

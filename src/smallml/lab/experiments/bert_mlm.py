@@ -101,14 +101,14 @@ PRESETS = {
 CLAIMS = (
     Claim(
         "held-out perplexity falls after fine-tuning (95% interval of the drop over seeds above 0)",
-        lambda s: s["perplexity_drop"].low > 0,
+        lambda s: s["perplexity_drop"].above(0),
         ("perplexity_before", "perplexity_after", "perplexity_drop"),
         min_seeds=3,
     ),
     Claim(
         "held-out masked-token accuracy rises after fine-tuning (95% interval of the gain over "
         "seeds above 0)",
-        lambda s: s["accuracy_gain"].low > 0,
+        lambda s: s["accuracy_gain"].above(0),
         ("accuracy_before", "accuracy_after", "accuracy_gain"),
         min_seeds=3,
     ),

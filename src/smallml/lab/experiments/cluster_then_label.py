@@ -106,11 +106,11 @@ def _cluster_vote(assignment: np.ndarray, centers: np.ndarray, y_semi: np.ndarra
     for cluster in range(len(centers)):
         members = y_semi[(assignment == cluster) & (y_semi != -1)]
         if members.size:
-            votes[cluster] = np.bincount(members).argmax()
+            votes[cluster] = int(np.bincount(members).argmax())
     labeled = np.flatnonzero(votes >= 0)
-    for cluster in np.flatnonzero(votes < 0):
-        gaps = ((centers[labeled] - centers[cluster]) ** 2).sum(axis=1)
-        votes[cluster] = votes[labeled[gaps.argmin()]]
+    for empty in np.flatnonzero(votes < 0):
+        gaps = ((centers[labeled] - centers[empty]) ** 2).sum(axis=1)
+        votes[empty] = votes[labeled[gaps.argmin()]]
     return votes
 
 

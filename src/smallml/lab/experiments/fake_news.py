@@ -23,6 +23,7 @@ the share of the gap between that baseline and all features that one feature clo
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,7 +69,16 @@ class Config:
     n_repeats: int = 10
 
 
-SMOKE_MODULES = ("argparse", "calendar", "csv", "enum", "fnmatch", "fractions", "glob", "json")
+SMOKE_MODULES: tuple[str, ...] = (
+    "argparse",
+    "calendar",
+    "csv",
+    "enum",
+    "fnmatch",
+    "fractions",
+    "glob",
+    "json",
+)
 SMOKE_MODULES += ("pathlib", "random", "shlex", "statistics", "string", "textwrap", "typing")
 PRESETS = {
     "smoke": Preset(
@@ -105,8 +115,8 @@ CLAIMS = (
         "the random probe's permutation importance is 0 within its 95% interval over seeds, "
         "and the most important feature's lies above that interval",
         lambda s: (
-            s["permutation_random_probe"].low <= 0 <= s["permutation_random_probe"].high
-            and s["top_permutation"].low > s["permutation_random_probe"].high
+            s["permutation_random_probe"].contains(0)
+            and s["top_permutation"].above(s["permutation_random_probe"].high or math.inf)
         ),
         ("permutation_random_probe", "top_permutation"),
         min_seeds=3,
@@ -287,7 +297,12 @@ def summarize(cfg: Config, results: list[dict[str, Any]], ctx: RunContext) -> di
         estimates = [mean_interval([r[prefix + n] for r in results]) for n in names]
         values = np.array([e.mean for e in estimates])
         errors = np.array(
-            [[e.mean - e.low, e.high - e.mean] if e.low is not None else [0, 0] for e in estimates]
+            [
+                [e.mean - e.low, e.high - e.mean]
+                if e.low is not None and e.high is not None
+                else [0, 0]
+                for e in estimates
+            ]
         ).T
         colors = ["C3" if n == PROBE else "C0" for n in names]
         ax.barh(np.arange(len(names)), values, xerr=errors, color=colors, capsize=2)

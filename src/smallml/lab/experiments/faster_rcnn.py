@@ -145,7 +145,7 @@ def _detection_step(model: torch.nn.Module, batch: Any) -> tuple[torch.Tensor, d
 
 def _predict(model: torch.nn.Module, data: DetectionData, batch_size: int) -> list[dict]:
     """Detections for every image, through ``engine.predict`` (packed into fixed-size rows)."""
-    limit = engine.unwrap(model).roi_heads.detections_per_img
+    limit = int(engine.unwrap(model).roi_heads.detections_per_img)  # type: ignore[union-attr,arg-type]
 
     def pack(m: torch.nn.Module, batch: Any) -> torch.Tensor:
         rows = torch.full((len(batch[0]), limit, 6), -1.0, device=batch[0][0].device)
@@ -190,7 +190,7 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     # catch label-0, inverted or outside boxes before training, naming the image
     validate_targets(
         train.targets,
-        [tuple(image.shape[-2:]) for image in train.images],
+        [(int(image.shape[-2]), int(image.shape[-1])) for image in train.images],
         num_classes=train.num_classes,
         names=train.names,
     )

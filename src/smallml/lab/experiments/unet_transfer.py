@@ -119,7 +119,7 @@ def _scores(model: nn.Module, loader: Any, masks: torch.Tensor) -> dict[str, flo
 
 def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     seed = ctx.seed
-    scene_args = {"canvas_size": cfg.canvas_size, "object_size": cfg.object_size}
+    scene_args: dict[str, Any] = {"canvas_size": cfg.canvas_size, "object_size": cfg.object_size}
     # pretraining crops and segmentation training scenes from the training digits; test scenes
     # from the held-out digits
     crops = make_scenes(

@@ -107,7 +107,11 @@ def elbo_eval(model, batch) -> dict[str, torch.Tensor]:
 
 def latent_means(model: VAE, images: torch.Tensor, batch_size: int) -> torch.Tensor:
     loader = engine.make_loader(images, batch_size=batch_size)
-    return engine.predict(model, loader, fn=lambda m, batch: m.encode(batch[0])[0])
+
+    def means(m: torch.nn.Module, batch: Any) -> torch.Tensor:
+        return engine.unwrap(m).encode(batch[0])[0]  # type: ignore[operator]
+
+    return engine.predict(model, loader, fn=means)
 
 
 def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
@@ -165,7 +169,8 @@ def plot_latent(ctx: RunContext, means: torch.Tensor, labels: torch.Tensor) -> N
     fig, ax = plt.subplots(figsize=(5.5, 5))
     for c in range(int(labels.max()) + 1):
         chosen = labels.numpy() == c
-        ax.scatter(*np.asarray(points)[chosen].T, s=6, color=plt.get_cmap("tab10")(c), label=c)
+        x, y = np.asarray(points)[chosen].T
+        ax.scatter(x, y, s=6, color=plt.get_cmap("tab10")(c), label=c)
     ax.legend(fontsize=7, markerscale=2, ncol=2)
     ax.set(xlabel="PC 1", ylabel="PC 2", title="latent means of the test images (PCA)")
     ctx.savefig(fig, "latent-pca", f"seed {ctx.seed}: PCA of the test images' latent means")

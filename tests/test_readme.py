@@ -1,0 +1,49 @@
+"""The README's library example runs as written (on tiny stand-ins for the user's data)."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_the_library_example_in_the_readme_runs():
+    (example,) = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(-2, 1, (40, 2)), rng.normal(2, 1, (40, 2))])
+    y = np.repeat([0, 1], 40)
+    y[rng.permutation(80)[:60]] = -1  # unlabeled
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Dropout(0.2), nn.Flatten(), nn.Linear(64, 3)
+    )
+    x = torch.rand(6, 1, 4, 4)
+    images = torch.rand(32, 1, 4, 4)
+    namespace = {
+        "X": X,
+        "y": y,
+        "X_test": X[:5],
+        "model": model,
+        "x": x,
+        "augment": lambda batch: (batch + 0.05 * torch.randn_like(batch)).clamp(0, 1),
+        "embeddings": torch.randn(16, 8),
+        "labels": torch.arange(4).repeat(4),
+        "train_loader": DataLoader(
+            TensorDataset(images, torch.randint(0, 3, (32,))), batch_size=8, shuffle=True
+        ),
+    }
+    code = example.replace("ClusterThenLabel(n_clusters=10", "ClusterThenLabel(n_clusters=2")
+    code = code.replace("num_batches=20", "num_batches=4")
+    # the estimators take numpy labels with -1 for unlabeled samples; the attack and the
+    # explainers take the targets of x
+    estimators, rest = code.split("\n# losses with functional twins", 1)
+    exec(estimators, namespace)
+    namespace["y"] = torch.tensor([0, 1, 2, 0, 1, 2])
+    exec("#" + rest, namespace)
+    assert namespace["probs"].shape == (20, 6, 3)
+    assert namespace["x_adv"].shape == x.shape and namespace["maps"].shape[0] == 6
+    assert namespace["result"].lrs is not None
