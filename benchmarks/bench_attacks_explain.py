@@ -115,12 +115,17 @@ def _cw_rows(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[s
         adversarial = theirs()
         with torch.no_grad():
             reached = model(adversarial).argmax(1) == target
-        their_l2 = (adversarial - x).flatten(1).norm(dim=1)[reached]
+        their_l2 = (adversarial - x).flatten(1).norm(dim=1)
+        # the L2s over each attack's own successes compare different samples (the anchor only
+        # reaches the easy ones); on the samples both reach they compare like with like
+        both = result.success & reached
         times = _timed({"ours": ours, "theirs": theirs}, 3)
         rows.append(
             f"| carlini_wagner, c {c:g}, {steps} steps, lr {lr:g} | success "
             f"{result.success_rate:.1%} vs {float(reached.float().mean()):.1%}; mean L2 "
-            f"{float(result.l2[result.success].mean()):.3f} vs {float(their_l2.mean()):.3f} | "
+            f"{float(result.l2[result.success].mean()):.3f} vs "
+            f"{float(their_l2[reached].mean()):.3f}; on the {int(both.sum())} both reach "
+            f"{float(result.l2[both].mean()):.3f} vs {float(their_l2[both].mean()):.3f} | "
             f"{1e3 * times['ours']:.0f} | {1e3 * times['theirs']:.0f} | "
             f"{times['ours'] / times['theirs']:.2f} |"
         )

@@ -249,8 +249,8 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
             curves[f"{who}_{short}"] = masked.mean(0)
     metrics.update(
         {
-            "masking_monotone": float(bool((curves["own_prob"].diff() <= 0).all())),
-            "masking_monotone_logit": float(bool((curves["own_logit"].diff() <= 0).all())),
+            "masking_monotone": bool((curves["own_prob"].diff() <= 0).all()),
+            "masking_monotone_logit": bool((curves["own_logit"].diff() <= 0).all()),
             "masking_prob_drop": float(curves["own_prob"][0] - curves["own_prob"][-1]),
             "masking_other_prob_rise": float(curves["other_prob"][-1] - curves["other_prob"][0]),
             **{f"masking_{name}": curve.tolist() for name, curve in curves.items()},
