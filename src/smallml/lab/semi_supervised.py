@@ -382,7 +382,7 @@ class UnlabeledDiagnostics:
         self.entropies: list[float] = []
 
     def __call__(self, epoch: int, row: dict[str, float]) -> bool:
-        probabilities = engine.predict(self.model, self.loader).float().softmax(dim=1)
+        probabilities = engine.predict(self.model, self.loader).detach().float().softmax(dim=1)
         entropy = -(probabilities * probabilities.clamp_min(1e-12).log()).sum(dim=1).mean()
         counts = torch.bincount(probabilities.argmax(dim=1), minlength=self.num_classes)
         shares = (counts.float() / len(probabilities)).tolist()

@@ -53,11 +53,11 @@ LABELS = {"ce": "CE", "stability": "CE + ST", "exclusivity": "CE + ME", "both": 
 @dataclass
 class Config:
     labeled_per_class: int = 10
-    num_unlabeled: int | None = None  # None: every other training image
+    num_unlabeled: int | None = 320  # None: every other training image
     epochs: int = 10
-    rampup_epochs: int = 4
+    rampup_epochs: int = 3
     batch_size: int = 16  # labeled samples per batch
-    unlabeled_ratio: int = 4  # unlabeled samples per labeled sample in a batch
+    unlabeled_ratio: int = 2  # unlabeled samples per labeled sample in a batch
     num_views: int = 2
     stability_weight: float = 1.0
     exclusivity_weight: float = 0.5
@@ -75,7 +75,12 @@ PRESETS = {
         config={"labeled_per_class": 2, "num_unlabeled": 128, "epochs": 1, "width": 8},
     ),
     "quick": Preset(seeds=(0, 1, 2)),
-    "full": Preset(seeds=tuple(range(8)), config={"epochs": 20, "rampup_epochs": 6}),
+    # 640 of the 1337 unlabeled images keep the full preset within a few minutes on 2 cores;
+    # epochs, weights and ratio were set on the hidden labels of the unlabeled images of seeds
+    # 100 and 101 (never on the test split)
+    "full": Preset(
+        seeds=tuple(range(5)), config={"epochs": 20, "rampup_epochs": 6, "num_unlabeled": 640}
+    ),
 }
 
 CLAIMS = (
