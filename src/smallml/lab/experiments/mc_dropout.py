@@ -36,7 +36,7 @@ DATA = "an MNIST folder of IDX files (train-images-idx3-ubyte, ...)"
 class Config:
     width: int = 16
     dropout: float = 0.1  # chosen on a validation split: the best MC validation NLL of 0.1-0.5
-    epochs: int = 30  # full: 100
+    epochs: int = 30  # full: 60 (the 5-minute budget of a full preset)
     batch_size: int = 64
     lr: float = 1e-3
     sample_sizes: tuple[int, ...] = (1, 2, 5, 10, 20, 50)
@@ -47,7 +47,7 @@ class Config:
 PRESETS = {
     "smoke": Preset(seeds=(0,), config={"width": 8, "epochs": 2, "sample_sizes": (1, 2, 10)}),
     "quick": Preset(seeds=(0, 1, 2)),
-    "full": Preset(seeds=tuple(range(10)), config={"epochs": 100}),
+    "full": Preset(seeds=tuple(range(10)), config={"epochs": 60}),
 }
 
 LARGE = (10, 20, 50)  # the ensemble sizes the claims are about
@@ -106,7 +106,9 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     if not torch.equal(standard, again):
         raise RuntimeError("the standard-dropout baseline is not deterministic")
     # MC dropout: max(T) samples from the same weights, (T, N, K); smaller T use the first ones
-    mc = MCDropout(model, max(cfg.sample_sizes), seed=ctx.seed)
+    # masks from the global generator, which the lab seeds per seed: a fixed seed here would
+    # give every test batch the same mask sequence (correlated across batches with --data)
+    mc = MCDropout(model, max(cfg.sample_sizes))
     samples = engine.predict(
         mc, test_loader, fn=lambda m, b: m(b[0]).softmax(-1).transpose(0, 1)
     ).transpose(0, 1)
