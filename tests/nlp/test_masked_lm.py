@@ -76,7 +76,8 @@ def test_fixed_masks_are_identical_across_calls_and_leave_the_global_rng_alone(t
 
 def test_scores_match_a_loop_over_masked_tokens_and_the_models_own_loss(tokenizer):
     model = _tiny_model(tokenizer).eval()
-    masks = fixed_evaluation_masks(tokenizer, CORPUS[:8], seed=0)
+    # every sentence masked four ways (~100 masked tokens): enough for accuracy to mean something
+    masks = fixed_evaluation_masks(tokenizer, CORPUS, seed=0)
     batch = masks.tensors
     with torch.no_grad():
         scores = masked_lm_scores(model, batch)
@@ -106,7 +107,8 @@ def test_training_through_the_engine_lowers_held_out_perplexity(tokenizer):
 
     engine.seed_everything(0)
     model = _tiny_model(tokenizer)
-    masks = fixed_evaluation_masks(tokenizer, CORPUS[:8], seed=0)
+    # every sentence masked four ways (~100 masked tokens): enough for accuracy to mean something
+    masks = fixed_evaluation_masks(tokenizer, CORPUS, seed=0)
     val = engine.make_loader(masks, batch_size=8)
     before = masked_lm_metrics(engine.evaluate(model, val, eval_fn=masked_lm_scores))
     loader = engine.make_loader(
@@ -118,15 +120,15 @@ def test_training_through_the_engine_lowers_held_out_perplexity(tokenizer):
     history = engine.fit(
         model,
         loader,
-        torch.optim.AdamW(model.parameters(), lr=5e-3),
-        epochs=8,
+        torch.optim.AdamW(model.parameters(), lr=1e-2),
+        epochs=10,
         step_fn=masked_lm_step,
         val_loader=val,
         eval_fn=masked_lm_scores,
     )
     after = masked_lm_metrics(history.last, prefix="val_")
     assert after["perplexity"] < 0.6 * before["perplexity"]
-    assert after["accuracy"] > before["accuracy"]
+    assert after["accuracy"] > before["accuracy"] + 0.05
 
 
 def test_bad_input_is_refused(tokenizer):
