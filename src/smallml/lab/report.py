@@ -141,9 +141,14 @@ def _timing_text(status: dict[str, Any]) -> str:
     wall, cpu, load = (status.get(k) for k in ("duration_s", "cpu_s", "load_average"))
     if wall is None:
         return ""
-    extra = [f"CPU {float(cpu) / 60:.1f} min" if cpu is not None else ""]
-    extra.append(f"load {float(load):.1f}" if load is not None else "")
-    details = ", ".join(e for e in extra if e)
+    details = ", ".join(
+        part
+        for part in (
+            f"CPU {float(cpu) / 60:.1f} min" if cpu is not None else "",
+            f"load {float(load):.1f}" if load is not None else "",
+        )
+        if part
+    )
     return f"{float(wall) / 60:.1f} min" + (f" ({details})" if details else "")
 
 
@@ -151,7 +156,7 @@ def markdown_table(root: Path) -> str:
     """The results table of all systems as Markdown, for the README.
 
     Next to each system's claims: what the earlier implementation reported
-    (``registry.EARLIER_RESULTS``) and the run's measured wall time.
+    (``registry.EARLIER_RESULTS``) and the run's wall time, CPU time and load average.
     """
     latest = {name: runs[0] for name, runs in collect_runs(root).items()}
     lines = [
