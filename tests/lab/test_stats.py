@@ -46,3 +46,13 @@ def test_claim_helpers_compare_the_whole_interval():
     assert estimate.contains(0.5) and not estimate.contains(0.9)
     no_interval = Estimate(mean=0.5, low=None, high=None, std=None, n=1)
     assert not (no_interval.above(0) or no_interval.below(1) or no_interval.contains(0.5))
+
+
+def test_interval_arrays_for_plots():
+    from smallml.lab.stats import interval_arrays
+
+    with_interval = Estimate(mean=0.5, low=0.2, high=0.8, std=0.1, n=5)
+    without = Estimate(mean=0.3, low=None, high=None, std=None, n=1)
+    means, lows, highs = interval_arrays([with_interval, without])
+    assert means.tolist() == [0.5, 0.3]
+    assert lows.tolist() == [0.2, 0.3] and highs.tolist() == [0.8, 0.3]  # zero width without one

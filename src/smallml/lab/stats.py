@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -39,6 +39,17 @@ class Estimate:
         if self.low is None or self.high is None:
             return f"{self.mean:.4g}"
         return f"{self.mean:.4g} [{self.low:.4g}, {self.high:.4g}]"
+
+
+def interval_arrays(
+    estimates: Sequence[Estimate],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Means, lows and highs of ``estimates`` as arrays, for error bars and bands; an estimate
+    without an interval (fewer than two values) gets a zero-width one at its mean."""
+    means = np.array([e.mean for e in estimates], dtype=float)
+    lows = np.array([e.mean if e.low is None else e.low for e in estimates], dtype=float)
+    highs = np.array([e.mean if e.high is None else e.high for e in estimates], dtype=float)
+    return means, lows, highs
 
 
 def mean_interval(values: Iterable[float], confidence: float = 0.95) -> Estimate:

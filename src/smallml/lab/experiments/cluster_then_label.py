@@ -27,7 +27,7 @@ from sklearn.semi_supervised import LabelSpreading
 
 from smallml.data import load_digits_images, split_labeled
 from smallml.lab.experiment import Claim, Preset, RunContext
-from smallml.lab.stats import mean_interval
+from smallml.lab.stats import interval_arrays, mean_interval
 from smallml.semi_supervised import ClusterThenLabel
 
 SYSTEM = "Semi-Supervised Clustering (Cluster-Then-Label)"
@@ -221,9 +221,7 @@ def _plot_accuracy_vs_fraction(cfg, results, extra, ctx: RunContext) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     percent = np.array(cfg.fractions) * 100
     for offset, (label, estimates) in enumerate(_method_rows(cfg, results, extra).items()):
-        mean = np.array([e.mean for e in estimates])
-        low = np.array([e.mean if e.low is None else e.low for e in estimates])
-        high = np.array([e.mean if e.high is None else e.high for e in estimates])
+        mean, low, high = interval_arrays(estimates)
         x = percent * (1 + 0.03 * (offset - 2))  # spread the error bars apart
         ax.errorbar(x, mean, yerr=[mean - low, high - mean], marker="o", capsize=3, label=label)
     ax.set(xscale="log", xlabel="labeled share of the pool (%)", ylabel="test accuracy")
@@ -243,10 +241,9 @@ def _plot_accuracy_vs_alpha(cfg, results, extra, ctx: RunContext) -> None:
         tag = _tag(fraction)
         test = np.array([r[f"ctl_test_acc_{tag}"] for r in results])
         estimates = [mean_interval(test[:, i]) for i in positions]
-        mean = np.array([e.mean for e in estimates])
-        spread = np.array([0.0 if e.high is None else e.high - e.mean for e in estimates])
+        mean, low, high = interval_arrays(estimates)
         (line,) = ax.plot(positions, mean, "o-", label=f"{tag} labeled")
-        ax.fill_between(positions, mean - spread, mean + spread, alpha=0.15, color=line.get_color())
+        ax.fill_between(positions, low, high, alpha=0.15, color=line.get_color())
         chosen = cfg.alphas.index(extra[f"best_alpha_{tag}"])
         ax.plot(positions[chosen], mean[chosen], "*", ms=14, color=line.get_color())
     ax.set_xticks(positions, [f"{a:g}" for a in cfg.alphas])

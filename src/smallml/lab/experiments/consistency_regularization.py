@@ -36,7 +36,7 @@ from smallml.lab.semi_supervised import (
     fit_semi_supervised,
     semi_supervised_loader,
 )
-from smallml.lab.stats import mean_interval
+from smallml.lab.stats import interval_arrays, mean_interval
 from smallml.models import SmallCNN
 
 SYSTEM = "Consistency Regularization"
@@ -224,11 +224,7 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
 
 def _band(values: list[list[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean, low and high of each column over seeds (rows)."""
-    estimates = [mean_interval(column) for column in np.asarray(values, dtype=float).T]
-    means = np.array([e.mean for e in estimates])
-    lows = np.array([e.mean if e.low is None else e.low for e in estimates])
-    highs = np.array([e.mean if e.high is None else e.high for e in estimates])
-    return means, lows, highs
+    return interval_arrays([mean_interval(c) for c in np.asarray(values, dtype=float).T])
 
 
 def summarize(cfg: Config, results: list[dict[str, Any]], ctx: RunContext) -> dict[str, Any]:

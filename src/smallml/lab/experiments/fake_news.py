@@ -43,7 +43,7 @@ from sklearn.svm import SVC
 
 from smallml.data import LabeledTexts, load_labeled_text_csv, load_real_vs_generated_docstrings
 from smallml.lab.experiment import Claim, Preset, RunContext
-from smallml.lab.stats import mean_interval
+from smallml.lab.stats import interval_arrays, mean_interval
 from smallml.tabular import FEATURE_NAMES, PROBE, TextStatistics, feature_importance
 
 SYSTEM = "Fake News Feature Importance"
@@ -265,9 +265,7 @@ def summarize(cfg: Config, results: list[dict[str, Any]], ctx: RunContext) -> di
     curves = np.array([r["f1_by_num_features"] for r in results])  # (seeds, features)
     counts = np.arange(1, curves.shape[1] + 1)
     estimates = [mean_interval(curves[:, k]) for k in range(curves.shape[1])]
-    mean = np.array([e.mean for e in estimates])
-    low = np.array([e.low if e.low is not None else e.mean for e in estimates])
-    high = np.array([e.high if e.high is not None else e.mean for e in estimates])
+    mean, low, high = interval_arrays(estimates)
     fig, ax = plt.subplots(figsize=(8, 4.5))
     ax.fill_between(counts, low, high, alpha=0.25, label="95% interval over seeds")
     ax.plot(counts, mean, "o-", label="forest, features in order of permutation importance")
@@ -295,15 +293,8 @@ def summarize(cfg: Config, results: list[dict[str, Any]], ctx: RunContext) -> di
         ("permutation (held-out F1 drop)", "impurity (mean decrease)", "F1 of the feature alone"),
     ):
         estimates = [mean_interval([r[prefix + n] for r in results]) for n in names]
-        values = np.array([e.mean for e in estimates])
-        errors = np.array(
-            [
-                [e.mean - e.low, e.high - e.mean]
-                if e.low is not None and e.high is not None
-                else [0, 0]
-                for e in estimates
-            ]
-        ).T
+        values, low, high = interval_arrays(estimates)
+        errors = np.stack([values - low, high - values])
         colors = ["C3" if n == PROBE else "C0" for n in names]
         ax.barh(np.arange(len(names)), values, xerr=errors, color=colors, capsize=2)
         ax.set(title=title, yticks=np.arange(len(names)), yticklabels=names)

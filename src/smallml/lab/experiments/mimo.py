@@ -27,7 +27,7 @@ from smallml.data import load_cifar, load_digits_images
 from smallml.ensembles import MIMO, ensemble_metrics, member_accuracy, mimo_loader, mimo_loss
 from smallml.lab import engine
 from smallml.lab.experiment import Claim, Preset, RunContext
-from smallml.lab.stats import mean_interval
+from smallml.lab.stats import interval_arrays, mean_interval
 from smallml.models import SmallCNN, small_resnet18
 
 SYSTEM = "MIMO Classification"
@@ -338,7 +338,6 @@ def summarize(cfg: Config, results: list[dict[str, Any]], ctx: RunContext) -> di
     return {}
 
 
-def _yerr(estimates: list[Any]) -> np.ndarray | None:
-    if any(e.low is None for e in estimates):
-        return None
-    return np.array([[e.mean - e.low for e in estimates], [e.high - e.mean for e in estimates]])
+def _yerr(estimates: list[Any]) -> np.ndarray:
+    means, lows, highs = interval_arrays(estimates)
+    return np.stack([means - lows, highs - means])

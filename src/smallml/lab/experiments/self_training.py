@@ -34,7 +34,7 @@ from sklearn.semi_supervised import SelfTrainingClassifier as SklearnSelfTrainin
 
 from smallml.data import load_digits_images, split_labeled
 from smallml.lab.experiment import Claim, Preset, RunContext
-from smallml.lab.stats import mean_interval
+from smallml.lab.stats import interval_arrays, mean_interval
 from smallml.semi_supervised import SelfTrainingClassifier
 
 SYSTEM = "Self Training"
@@ -227,9 +227,7 @@ def _plot_accuracy_vs_fraction(cfg: Config, results: list[dict[str, Any]], ctx) 
         if f"{key}_{_tag(cfg.fractions[0])}" not in results[0]:
             continue
         estimates = [mean_interval(r[f"{key}_{_tag(f)}"] for r in results) for f in cfg.fractions]
-        mean = np.array([e.mean for e in estimates])
-        low = np.array([e.mean if e.low is None else e.low for e in estimates])
-        high = np.array([e.mean if e.high is None else e.high for e in estimates])
+        mean, low, high = interval_arrays(estimates)
         x = percent * (1 + 0.03 * (offset - 1.5))  # spread the error bars apart
         style = "--" if key.startswith("unweighted") else "-"
         ax.errorbar(

@@ -33,7 +33,7 @@ from smallml.lab.semi_supervised import (
     fit_semi_supervised,
     semi_supervised_loader,
 )
-from smallml.lab.stats import mean_interval
+from smallml.lab.stats import interval_arrays, mean_interval
 from smallml.models import SmallCNN
 
 SYSTEM = "Unsupervised Classification Support"
@@ -199,9 +199,7 @@ def summarize(cfg: Config, results: list[dict[str, Any]], ctx: RunContext) -> di
         (axes[1], "test_nll", "test NLL"),
     ):
         estimates = [mean_interval(r[f"{metric}_{name}"] for r in results) for name in VARIANTS]
-        means = np.array([e.mean for e in estimates])
-        lows = np.array([e.mean if e.low is None else e.low for e in estimates])
-        highs = np.array([e.mean if e.high is None else e.high for e in estimates])
+        means, lows, highs = interval_arrays(estimates)
         ax.bar(positions, means, color=["#999", "#69c", "#c96", "#6a6"])
         ax.errorbar(positions, means, yerr=[means - lows, highs - means], fmt="none", c="k")
         for x, r in zip(
