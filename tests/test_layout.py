@@ -44,6 +44,102 @@ def test_the_check_catches_a_lab_import(tmp_path):
     assert "smallml.lab" in _imports(bad)
 
 
+EXPERIMENTS = PACKAGE / "lab" / "experiments"
+# what an experiment may import from the lab: its infrastructure and the shared recipes
+LAB_FOR_EXPERIMENTS = {
+    f"smallml.lab.{name}"
+    for name in ("engine", "experiment", "stats", "runs", "recipes", "semi_supervised")
+}
+
+
+def _imported_modules(path: Path, package: str) -> set[str]:
+    """Every module ``path`` imports, with ``from smallml.lab import engine`` read as
+    ``smallml.lab.engine`` and relative imports resolved against ``package``."""
+    modules = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            modules |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")[: len(package.split(".")) - node.level + 1]
+            parts = ([*base] if node.level else []) + ([node.module] if node.module else [])
+            module = ".".join(parts)
+            modules.add(module)
+            # `from package import name` may import a submodule
+            modules |= {f"{module}.{alias.name}" for alias in node.names}
+    return modules
+
+
+def _lab_modules(path: Path, package: str) -> set[str]:
+    """The ``smallml.lab`` modules ``path`` imports (names imported from a lab module, such as
+    ``Claim`` from ``smallml.lab.experiment``, are not modules and are left out)."""
+    found = set()
+    for module in _imported_modules(path, package):
+        if module == "smallml.lab" or not module.startswith("smallml.lab."):
+            continue
+        parts = module.split(".")
+        # smallml.lab.<module>, or smallml.lab.experiments.<experiment>
+        depth = 4 if parts[2] == "experiments" and len(parts) > 3 else 3
+        found.add(".".join(parts[:depth]))
+    return found
+
+
+def test_experiments_import_only_the_core_the_lab_infrastructure_and_recipes():
+    offenders = []
+    for path in sorted(EXPERIMENTS.glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        wrong = _lab_modules(path, "smallml.lab.experiments") - LAB_FOR_EXPERIMENTS
+        if wrong:
+            offenders.append(f"{path.name} imports {sorted(wrong)}")
+    assert not offenders, offenders
+
+
+def test_benchmarks_never_import_an_experiment():
+    benchmarks = sorted((ROOT / "benchmarks").glob("*.py"))
+    assert benchmarks
+    offenders = []
+    for path in benchmarks:
+        wrong = {
+            m for m in _lab_modules(path, "benchmarks") if m.startswith("smallml.lab.experiments")
+        }
+        if wrong:
+            offenders.append(f"{path.name} imports {sorted(wrong)}")
+    assert not offenders, offenders
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from smallml.lab.experiments.fgsm import train_digits_cnn\n",
+        "from smallml.lab.experiments import fgsm\n",
+        "import smallml.lab.experiments.fgsm\n",
+        "from .fgsm import train_digits_cnn\n",
+        "from . import fgsm\n",
+        "from smallml.lab import registry\n",
+    ],
+)
+def test_the_import_check_catches_an_experiment_importing_another(tmp_path, source):
+    bad = tmp_path / "bad.py"
+    bad.write_text(source)
+    assert _lab_modules(bad, "smallml.lab.experiments") - LAB_FOR_EXPERIMENTS
+
+
+def test_the_import_check_lets_the_lab_infrastructure_through(tmp_path):
+    good = tmp_path / "good.py"
+    good.write_text(
+        "from smallml.lab import engine, recipes\n"
+        "from smallml.lab.experiment import Claim, Preset, RunContext\n"
+        "from smallml.lab.stats import mean_interval\n"
+        "from smallml.models import SmallCNN\n"
+    )
+    assert _lab_modules(good, "smallml.lab.experiments") == {
+        "smallml.lab.engine",
+        "smallml.lab.recipes",
+        "smallml.lab.experiment",
+        "smallml.lab.stats",
+    }
+
+
 FAMILIES = sorted(
     m.name
     for m in pkgutil.iter_modules([str(PACKAGE)])

@@ -43,7 +43,20 @@ def test_the_library_example_in_the_readme_runs():
     estimators, rest = code.split("\n# losses with functional twins", 1)
     exec(estimators, namespace)
     namespace["y"] = torch.tensor([0, 1, 2, 0, 1, 2])
+    weights = {name: value.clone() for name, value in model.state_dict().items()}
     exec("#" + rest, namespace)
     assert namespace["probs"].shape == (20, 6, 3)
     assert namespace["x_adv"].shape == x.shape and namespace["maps"].shape[0] == 6
-    assert namespace["result"].lrs is not None
+
+    result = namespace["result"]
+    lrs = np.asarray(result.lrs)
+    assert result.losses.shape == (len(lrs), 4)  # every candidate ran num_batches=4 batches
+    # every candidate starts from the same weights on the same first batch
+    assert np.isfinite(result.losses[:, 0]).all()
+    np.testing.assert_allclose(result.losses[:, 0], result.losses[0, 0], rtol=1e-5)
+    if result.best_lr is not None:  # the steepest negative slope
+        assert np.nanmin(result.slopes) < 0
+        assert result.best_lr == lrs[np.nanargmin(result.slopes)]
+    # the wrappers, the attack, the explainers and the range test leave the weights as found
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, weights[name]), name

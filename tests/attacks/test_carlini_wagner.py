@@ -4,7 +4,12 @@ import pytest
 import torch
 from torch import nn
 
-from smallml.attacks import carlini_wagner
+from smallml.attacks import AttackResult, CarliniWagnerResult, carlini_wagner
+
+
+def _cw(*args, **kwargs):
+    """The attack with its per-sample result, which most tests read."""
+    return carlini_wagner(*args, return_result=True, **kwargs)
 
 
 def _two_class_linear():
@@ -23,7 +28,7 @@ def _points():
 def test_finds_the_known_closest_point_of_a_linear_model():
     model = _two_class_linear()
     x = _points()
-    result = carlini_wagner(model, x, 1, c=10.0, steps=300, lr=0.02, abort_early=False)
+    result = _cw(model, x, 1, c=10.0, steps=300, lr=0.02, abort_early=False)
     # the closest input with x_1 >= x_0 is the projection on the diagonal: distance (x_0-x_1)/sqrt(2)
     closest = (x[:, 0] - x[:, 1]) / math.sqrt(2)
     assert result.success.all()
@@ -40,8 +45,8 @@ def test_finds_the_known_closest_point_of_a_linear_model():
 def test_kappa_asks_for_a_lead_and_costs_distance():
     model = _two_class_linear()
     x = _points()
-    plain = carlini_wagner(model, x, 1, c=10.0, steps=300, lr=0.02)
-    ahead = carlini_wagner(model, x, 1, kappa=0.1, c=10.0, steps=300, lr=0.02)
+    plain = _cw(model, x, 1, c=10.0, steps=300, lr=0.02)
+    ahead = _cw(model, x, 1, kappa=0.1, c=10.0, steps=300, lr=0.02)
     assert ahead.success.all() and (ahead.margin <= -0.1 + 1e-6).all()
     # a lead of kappa moves the point kappa / sqrt(2) further
     assert torch.allclose(ahead.l2, plain.l2 + 0.1 / math.sqrt(2), atol=5e-3)
@@ -54,10 +59,10 @@ def test_never_leaves_the_clamp_range():
     x[0] = 0.0  # inputs on the bounds must be able to move
     x[1] = 1.0
     target = torch.tensor([0, 1, 2, 3, 0, 1])
-    result = carlini_wagner(model, x, target, c=100.0, steps=200, lr=0.1)
+    result = _cw(model, x, target, c=100.0, steps=200, lr=0.1)
     assert result.adversarial.min() >= 0.0 and result.adversarial.max() <= 1.0
     assert result.success.all()
-    wide = carlini_wagner(model, x * 3 - 1, target, c=100.0, steps=200, lr=0.1, clamp=(-1, 2))
+    wide = _cw(model, x * 3 - 1, target, c=100.0, steps=200, lr=0.1, clamp=(-1, 2))
     assert wide.adversarial.min() >= -1.0 and wide.adversarial.max() <= 2.0
 
 
@@ -65,7 +70,7 @@ def test_failures_come_back_unchanged_and_the_warning_names_c():
     model = _two_class_linear()
     x = _points()
     with pytest.warns(UserWarning, match=r"c=1e-06 is probably too small"):
-        result = carlini_wagner(model, x, 1, c=1e-6, steps=20, lr=0.01)
+        result = _cw(model, x, 1, c=1e-6, steps=20, lr=0.01)
     assert not result.success.any()
     assert torch.equal(result.adversarial, x) and (result.l2 == 0).all()
     assert torch.allclose(result.margin, x[:, 0] - x[:, 1])
@@ -74,7 +79,7 @@ def test_failures_come_back_unchanged_and_the_warning_names_c():
 def test_binary_search_raises_c_until_the_target_is_reached():
     model = _two_class_linear()
     x = _points()
-    result = carlini_wagner(model, x, 1, c=0.01, steps=300, lr=0.01, binary_search_steps=4)
+    result = _cw(model, x, 1, c=0.01, steps=300, lr=0.01, binary_search_steps=4)
     assert result.success.all()
     assert (result.c > 0.01).all()
 
@@ -85,9 +90,9 @@ def test_batch_results_equal_single_sample_results():
     model = nn.Sequential(nn.Flatten(), nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
     x = torch.rand(4, 2, 4) * 0.8 + 0.1
     target = torch.tensor([2, 0, 1, 2])
-    together = carlini_wagner(model, x, target, c=5.0, steps=60, lr=0.05, abort_early=False)
+    together = _cw(model, x, target, c=5.0, steps=60, lr=0.05, abort_early=False)
     for i in range(4):
-        alone = carlini_wagner(
+        alone = _cw(
             model, x[i : i + 1], target[i : i + 1], c=5.0, steps=60, lr=0.05, abort_early=False
         )
         assert torch.allclose(together.adversarial[i], alone.adversarial[0], atol=1e-6)
@@ -97,17 +102,17 @@ def test_batch_results_equal_single_sample_results():
 def test_probability_space_and_its_kappa_limit():
     model = _two_class_linear()
     x = _points()
-    result = carlini_wagner(model, x, 1, kappa=0.05, c=10.0, steps=500, lr=0.01, space="probs")
+    result = _cw(model, x, 1, kappa=0.05, c=10.0, steps=500, lr=0.01, space="probs")
     probs = model(result.adversarial).softmax(1)
     assert result.success.all() and (probs[:, 1] - probs[:, 0] >= 0.05 - 1e-5).all()
     with pytest.raises(ValueError, match="kappa"):
-        carlini_wagner(model, x, 1, kappa=1.0, space="probs")
+        _cw(model, x, 1, kappa=1.0, space="probs")
 
 
 def test_warns_about_probabilities_and_random_outputs():
     model = nn.Sequential(_two_class_linear(), nn.Softmax(dim=1))
     with pytest.warns(UserWarning, match="seems to return probabilities"):
-        carlini_wagner(model, _points(), 1, c=1e-3, steps=5)
+        _cw(model, _points(), 1, c=1e-3, steps=5)
 
     class AlwaysNoisy(nn.Module):  # randomness that eval() cannot switch off
         def __init__(self):
@@ -118,12 +123,12 @@ def test_warns_about_probabilities_and_random_outputs():
             return self.linear(inputs + 1e-3 * torch.randn_like(inputs))
 
     with pytest.warns(UserWarning, match="change between two calls"):
-        carlini_wagner(AlwaysNoisy(), _points(), 1, c=1e-3, steps=5)
+        _cw(AlwaysNoisy(), _points(), 1, c=1e-3, steps=5)
 
     # nn.Dropout in a model passed in train mode is switched off: not a reason to blame
     in_train_mode = nn.Sequential(nn.Dropout(0.5), _two_class_linear()).train()
     with pytest.warns(UserWarning) as record:
-        carlini_wagner(in_train_mode, _points(), 1, c=1e-3, steps=5)
+        _cw(in_train_mode, _points(), 1, c=1e-3, steps=5)
     assert "too small" in str(record[0].message)
     assert "change between two calls" not in str(record[0].message)
     assert "BatchNorm" not in str(record[0].message)
@@ -131,7 +136,7 @@ def test_warns_about_probabilities_and_random_outputs():
     # a model with BatchNorm passed in train mode: its eval-mode statistics may be stale
     with_batch_norm = nn.Sequential(nn.BatchNorm1d(2), _two_class_linear()).train()
     with pytest.warns(UserWarning, match="passed in train mode"):
-        carlini_wagner(with_batch_norm, _points(), 1, c=1e-3, steps=5)
+        _cw(with_batch_norm, _points(), 1, c=1e-3, steps=5)
     assert with_batch_norm.training
 
 
@@ -143,7 +148,7 @@ def test_model_and_input_are_left_as_found():
     before = {k: v.clone() for k, v in model.state_dict().items()}
     x = _points()
     x_before = x.clone()
-    carlini_wagner(model, x, 1, c=1.0, steps=20, lr=0.05)
+    _cw(model, x, 1, c=1.0, steps=20, lr=0.05)
     assert model.training and all(m.training for m in model.modules())
     assert torch.equal(model[3].weight.grad, torch.full_like(model[3].weight, 3.0))
     assert model[0].weight.grad is None
@@ -156,28 +161,28 @@ def test_bad_input_gives_errors_naming_the_argument():
     model = _two_class_linear()
     x = _points()
     with pytest.raises(ValueError, match=r"target must hold classes in \[0, 1\]"):
-        carlini_wagner(model, x, torch.tensor([0, 1, 2, 1]))
+        _cw(model, x, torch.tensor([0, 1, 2, 1]))
     with pytest.raises(ValueError, match="target"):
-        carlini_wagner(model, x, -1)
+        _cw(model, x, -1)
     with pytest.raises(ValueError, match="x must lie inside clamp"):
-        carlini_wagner(model, x * 2, 1)
+        _cw(model, x * 2, 1)
     with pytest.raises(ValueError, match="clamp"):
-        carlini_wagner(model, x, 1, clamp=None)
+        _cw(model, x, 1, clamp=None)
     with pytest.raises(ValueError, match="kappa"):
-        carlini_wagner(model, x, 1, kappa=-1.0)
+        _cw(model, x, 1, kappa=-1.0)
     with pytest.raises(ValueError, match="c must be"):
-        carlini_wagner(model, x, 1, c=0.0)
+        _cw(model, x, 1, c=0.0)
     with pytest.raises(ValueError, match="steps"):
-        carlini_wagner(model, x, 1, steps=0)
+        _cw(model, x, 1, steps=0)
     with pytest.raises(ValueError, match="space"):
-        carlini_wagner(model, x, 1, space="softmax")
+        _cw(model, x, 1, space="softmax")
 
     class Flat(nn.Module):
         def forward(self, inputs):
             return inputs.sum(1)
 
     with pytest.raises(ValueError, match="model must return class scores"):
-        carlini_wagner(Flat(), x, 1)
+        _cw(Flat(), x, 1)
 
 
 def test_its_adam_is_torch_adam():
@@ -194,3 +199,16 @@ def test_its_adam_is_torch_adam():
         optimizer.step()
         adam.step(gradient)
     assert torch.equal(reference.detach(), ours)
+
+
+def test_return_result_picks_the_tensor_or_the_result_and_the_default_is_deprecated():
+    model, x = _two_class_linear(), _points()
+    result = carlini_wagner(model, x, 1, c=10.0, steps=50, lr=0.05, return_result=True)
+    assert isinstance(result, CarliniWagnerResult) and isinstance(result, AttackResult)
+    tensor = carlini_wagner(model, x, 1, c=10.0, steps=50, lr=0.05, return_result=False)
+    assert isinstance(tensor, torch.Tensor) and torch.equal(tensor, result.adversarial)
+    with pytest.warns(DeprecationWarning, match="return_result=True to keep the CarliniWagner"):
+        old = carlini_wagner(model, x, 1, c=10.0, steps=50, lr=0.05)
+    assert isinstance(old, CarliniWagnerResult) and torch.equal(old.adversarial, tensor)
+    with pytest.raises(TypeError, match="return_result must be True, False or None; got 'yes'"):
+        carlini_wagner(model, x, 1, return_result="yes")

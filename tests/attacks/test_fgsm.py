@@ -157,3 +157,18 @@ def test_matches_torchattacks():
         ours = fgsm(model, x, y, eps=eps)
         theirs = torchattacks.FGSM(model, eps=eps)(x, y)
         assert torch.equal(ours, theirs)
+
+
+def test_return_result_reports_success_from_the_model_in_eval_mode():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.Dropout(0.9))
+    model.train()
+    x = torch.rand(64, 1, 2, 2)
+    y = torch.randint(0, 3, (64,))
+    result = fgsm(model, x, y, eps=0.3, return_result=True)
+    assert torch.equal(result.adversarial, fgsm(model, x, y, eps=0.3))
+    model.eval()
+    predicted = model(result.adversarial).argmax(1)
+    assert torch.equal(result.success, predicted != y)
+    assert result.success_rate == pytest.approx(float((predicted != y).float().mean()))
+    targeted = fgsm(model, x, y, eps=0.3, targeted=True, return_result=True)
+    assert torch.equal(targeted.success, model(targeted.adversarial).argmax(1) == y)

@@ -10,7 +10,7 @@ from smallml.data.bags import _positive_count
 
 def test_bag_labels_match_their_rule():
     images, labels = load_digits_images(split="train")
-    bags = make_bags(images, labels, num_bags=200, positive_fraction=0.3, seed=0)
+    bags = make_bags(images, labels, num_bags=200, positive_fraction=0.3, random_state=0)
     assert len(bags) == 200 and int(bags.labels.sum()) == 60
     for bag, label, hidden, idx in zip(
         bags.instances, bags.labels, bags.instance_labels, bags.indices
@@ -22,16 +22,20 @@ def test_bag_labels_match_their_rule():
     sizes = bags.sizes.float()
     assert sizes.min() >= 1 and abs(float(sizes.mean()) - 10) < 0.6
     assert 1.4 < float(sizes.std()) < 2.6
-    again = make_bags(images, labels, num_bags=200, positive_fraction=0.3, seed=0)
+    again = make_bags(images, labels, num_bags=200, positive_fraction=0.3, random_state=0)
     assert all(torch.equal(a, b) for a, b in zip(bags.indices, again.indices))
 
 
 def test_other_positive_class_and_extreme_fractions():
     images, labels = load_digits_images(split="test")
-    bags = make_bags(images, labels, positive_class=7, num_bags=30, positive_fraction=1.0, seed=1)
+    bags = make_bags(
+        images, labels, positive_class=7, num_bags=30, positive_fraction=1.0, random_state=1
+    )
     assert bool(bags.labels.all())
     assert all(bool((labels[i] == 7).any()) for i in bags.indices)
-    bags = make_bags(images, labels, num_bags=30, positive_fraction=0.0, std_bag_size=0, seed=1)
+    bags = make_bags(
+        images, labels, num_bags=30, positive_fraction=0.0, std_bag_size=0, random_state=1
+    )
     assert not bool(bags.labels.any()) and bags.sizes.tolist() == [10] * 30
     assert not any(bool((labels[i] == 2).any()) for i in bags.indices)
 
@@ -50,7 +54,7 @@ def test_bad_bags_give_clear_errors():
     images, labels = load_digits_images(split="test")
     no_twos = labels != 2
     with pytest.raises(ValueError, match="positive_class=2 does not occur in labels"):
-        make_bags(images[no_twos], labels[no_twos], num_bags=10, seed=0)
+        make_bags(images[no_twos], labels[no_twos], num_bags=10, random_state=0)
     with pytest.raises(ValueError, match="mean_bag_size must be a number >= 1"):
         make_bags(images, labels, num_bags=10, mean_bag_size=0)
     with pytest.raises(ValueError, match="positive_fraction must be a number"):
@@ -80,9 +84,23 @@ def test_pad_bags_and_collate():
         pad_bags([torch.ones(2, 3), torch.ones(2, 4)])
 
     images, labels = load_digits_images(split="test")
-    data = make_bags(images, labels, num_bags=6, seed=0)
+    data = make_bags(images, labels, num_bags=6, random_state=0)
     loader = torch.utils.data.DataLoader(data, batch_size=3, collate_fn=collate_bags)
     x, m, y, hidden = next(iter(loader))
     assert x.shape[:2] == m.shape == hidden.shape and x.shape[2:] == (1, 8, 8)
     assert torch.equal(y, data.labels[:3]) and m.sum(1).tolist() == data.sizes[:3].tolist()
     assert torch.equal(hidden[m], torch.cat(data.instance_labels[:3]))
+
+
+def test_seed_is_a_deprecated_alias_of_random_state():
+    images, labels = load_digits_images(split="train")
+    new = make_bags(images, labels, num_bags=20, random_state=4)
+    with pytest.warns(DeprecationWarning, match="make_bags\\(\\): 'seed' is deprecated"):
+        old = make_bags(images, labels, num_bags=20, seed=4)
+    assert all(torch.equal(a, b) for a, b in zip(new.indices, old.indices))
+    # a generator continues its stream: two draws from one generator differ
+    rng = np.random.default_rng(4)
+    first = make_bags(images, labels, num_bags=20, random_state=rng)
+    assert all(torch.equal(a, b) for a, b in zip(new.indices, first.indices))
+    second = make_bags(images, labels, num_bags=20, random_state=rng)
+    assert not all(torch.equal(a, b) for a, b in zip(first.indices, second.indices))

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -43,7 +44,7 @@ def test_rotation_bad_input():
 
 def test_tasks_follow_their_definition():
     images, labels = _numbered()
-    tasks = FewShotTasks(images, labels, ways=3, shots=2, queries=4, seed=0)
+    tasks = FewShotTasks(images, labels, ways=3, shots=2, queries=4, random_state=0)
     for task in tasks.sample(20):
         assert task.support_x.shape == (6, 1, 1, 1) and task.query_x.shape == (12, 1, 1, 1)
         assert task.support_y.tolist() == [0, 0, 1, 1, 2, 2]
@@ -58,14 +59,14 @@ def test_tasks_follow_their_definition():
 
 def test_every_draw_is_a_new_task_and_seeds_repeat():
     images, labels = _numbered()
-    stream = iter(FewShotTasks(images, labels, ways=2, shots=1, queries=1, seed=3))
+    stream = iter(FewShotTasks(images, labels, ways=2, shots=1, queries=1, random_state=3))
     draws = [next(stream) for _ in range(60)]
     class_sets = {tuple(sorted(t.classes.tolist())) for t in draws}
     assert len(class_sets) == 15  # all C(6, 2) class pairs appear, not one group again and again
     assert len({tuple(_indices(t.support_x)) for t in draws}) > 40
-    again = FewShotTasks(images, labels, ways=2, shots=1, queries=1, seed=3).sample(60)
+    again = FewShotTasks(images, labels, ways=2, shots=1, queries=1, random_state=3).sample(60)
     assert all(torch.equal(a.support_x, b.support_x) for a, b in zip(draws, again))
-    other = FewShotTasks(images, labels, ways=2, shots=1, queries=1, seed=4).sample(60)
+    other = FewShotTasks(images, labels, ways=2, shots=1, queries=1, random_state=4).sample(60)
     assert not all(torch.equal(a.support_x, b.support_x) for a, b in zip(draws, other))
 
 
@@ -73,7 +74,7 @@ def test_meta_train_and_meta_test_classes_are_disjoint():
     images, labels = rotate_classes(*load_digits_images())
     digit = [c % 10 for c in range(40)]
     for groups, num_test in ((None, 12), (digit, 3)):
-        train, test = split_classes(range(40), num_test=num_test, groups=groups, seed=1)
+        train, test = split_classes(range(40), num_test=num_test, groups=groups, random_state=1)
         assert len(test) == 12 and set(train) | set(test) == set(range(40))
         assert not set(train) & set(test)
         meta_train = FewShotTasks(images, labels, ways=5, shots=1, queries=1, classes=train)
@@ -83,10 +84,10 @@ def test_meta_train_and_meta_test_classes_are_disjoint():
         assert seen_train <= set(train) and seen_test <= set(test)
         assert seen_test == set(test)
     # grouped: the four rotations of a digit are on the same side
-    train, test = split_classes(range(40), num_test=3, groups=digit, seed=1)
+    train, test = split_classes(range(40), num_test=3, groups=digit, random_state=1)
     assert {c % 10 for c in train}.isdisjoint({c % 10 for c in test})
-    assert split_classes(range(40), num_test=12, seed=5) == split_classes(
-        range(40), num_test=12, seed=5
+    assert split_classes(range(40), num_test=12, random_state=5) == split_classes(
+        range(40), num_test=12, random_state=5
     )
 
 
@@ -119,3 +120,27 @@ def test_bad_tasks_give_clear_errors():
     labels = torch.tensor([0] * 8 + [1] * 8 + [2] * 2)
     with pytest.raises(ValueError, match="class 2 has only 2"):
         FewShotTasks(torch.zeros(18, 1), labels, ways=2, shots=2, queries=1)
+
+
+def test_seed_is_a_deprecated_alias_of_random_state():
+    images, labels = _numbered()
+    new = FewShotTasks(images, labels, ways=2, shots=1, queries=1, random_state=2).sample(5)
+    with pytest.warns(DeprecationWarning, match="FewShotTasks\\(\\): 'seed' is deprecated"):
+        old = FewShotTasks(images, labels, ways=2, shots=1, queries=1, seed=2).sample(5)
+    assert [_indices(t.support_x) for t in new] == [_indices(t.support_x) for t in old]
+    with pytest.warns(DeprecationWarning, match="split_classes\\(\\): 'seed'"):
+        assert split_classes(range(10), num_test=3, seed=1) == split_classes(
+            range(10), num_test=3, random_state=1
+        )
+
+
+def test_a_numpy_generator_is_a_task_stream_shared_with_the_caller():
+    images, labels = _numbered()
+    rng = np.random.default_rng(5)
+    tasks = FewShotTasks(images, labels, ways=2, shots=1, queries=1, random_state=rng)
+    seeded = FewShotTasks(images, labels, ways=2, shots=1, queries=1, random_state=5)
+    assert [_indices(t.query_x) for t in tasks.sample(4)] == [
+        _indices(t.query_x) for t in seeded.sample(4)
+    ]
+    with pytest.raises(TypeError, match="random_state must be"):
+        FewShotTasks(images, labels, ways=2, shots=1, queries=1, random_state=0.5)

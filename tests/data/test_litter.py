@@ -8,8 +8,8 @@ from smallml.data import litter as litter_module
 
 def test_litter_style_is_registered_and_scenes_are_consistent():
     assert STYLES["litter"] is litter_style
-    a = make_scenes(6, canvas_size=64, num_distractors=(1, 3), style="litter", seed=5)
-    b = make_scenes(6, canvas_size=64, num_distractors=(1, 3), style="litter", seed=5)
+    a = make_scenes(6, canvas_size=64, num_distractors=(1, 3), style="litter", random_state=5)
+    b = make_scenes(6, canvas_size=64, num_distractors=(1, 3), style="litter", random_state=5)
     assert torch.equal(a.images, b.images) and torch.equal(a.masks, b.masks)
     assert a.images.shape == (6, 3, 64, 64) and 0 <= a.images.min() and a.images.max() <= 1
     assert a.class_names == LITTER_CLASSES == ("background", "plastic", "metal", "paper", "glass")

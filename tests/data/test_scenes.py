@@ -5,9 +5,9 @@ from smallml.data import make_scenes
 
 
 def test_scenes_are_deterministic_and_consistent():
-    a = make_scenes(12, canvas_size=48, num_objects=(1, 3), num_distractors=(0, 2), seed=3)
-    b = make_scenes(12, canvas_size=48, num_objects=(1, 3), num_distractors=(0, 2), seed=3)
-    c = make_scenes(12, canvas_size=48, seed=4)
+    a = make_scenes(12, canvas_size=48, num_objects=(1, 3), num_distractors=(0, 2), random_state=3)
+    b = make_scenes(12, canvas_size=48, num_objects=(1, 3), num_distractors=(0, 2), random_state=3)
+    c = make_scenes(12, canvas_size=48, random_state=4)
     assert torch.equal(a.images, b.images) and torch.equal(a.masks, b.masks)
     assert not torch.equal(a.images, c.images)
     assert a.images.shape == (12, 1, 48, 48) and a.masks.shape == (12, 48, 48)
@@ -42,8 +42,12 @@ def test_scenes_targets_and_negatives():
 
 
 def test_scenes_from_held_out_digits_differ():
-    train = make_scenes(4, canvas_size=32, num_objects=1, object_size=16, source="train", seed=0)
-    test = make_scenes(4, canvas_size=32, num_objects=1, object_size=16, source="test", seed=0)
+    train = make_scenes(
+        4, canvas_size=32, num_objects=1, object_size=16, source="train", random_state=0
+    )
+    test = make_scenes(
+        4, canvas_size=32, num_objects=1, object_size=16, source="test", random_state=0
+    )
     assert not torch.equal(train.images, test.images)
 
 
@@ -60,3 +64,12 @@ def test_scenes_from_held_out_digits_differ():
 def test_scenes_bad_input(kwargs, match):
     with pytest.raises((ValueError, TypeError), match=match):
         make_scenes(**{"num_scenes": 2, **kwargs})
+
+
+def test_seed_is_a_deprecated_alias_of_random_state():
+    new = make_scenes(3, canvas_size=32, object_size=10, random_state=8)
+    with pytest.warns(DeprecationWarning, match="make_scenes\\(\\): 'seed' is deprecated"):
+        old = make_scenes(3, canvas_size=32, object_size=10, seed=8)
+    assert torch.equal(new.images, old.images) and torch.equal(new.masks, old.masks)
+    with pytest.raises(TypeError, match="got both"):
+        make_scenes(3, seed=8, random_state=8)

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from smallml.explain import deletion_curve
+from smallml.explain import deletion_curve, masking_curve
 
 
 class Weighted(nn.Module):
@@ -62,3 +62,17 @@ def test_ties_are_broken_at_random_and_bad_input():
         deletion_curve(model, x, 0, flat, output="score")
     with pytest.raises(ValueError, match="target"):
         deletion_curve(model, x, 2, flat)
+
+
+def test_both_curves_take_the_same_arguments_in_the_same_order():
+    model = Weighted(torch.ones(4, 4))
+    x = torch.rand(2, 1, 4, 4)
+    relevance = torch.rand(2, 4, 4)
+    by_keyword = deletion_curve(model, x, 0, relevance, steps=4, random_state=0)
+    by_position = deletion_curve(model, x, 0, relevance, 4, random_state=0)
+    assert torch.equal(by_keyword.scores, by_position.scores)
+    masked = masking_curve(model, x, 0, torch.tensor([0, 0, 2, 2]), 4, output="probs")
+    for curve in (by_position, masked):
+        assert curve.fractions.tolist() == [0.0, 0.25, 0.5, 0.75, 1.0]
+        assert curve.scores.shape == (2, 5) and curve.auc.shape == (2,)
+        assert torch.allclose(curve.auc, torch.trapezoid(curve.scores, dx=0.25, dim=1))

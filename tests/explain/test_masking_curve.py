@@ -23,15 +23,15 @@ def test_scores_fall_with_the_masked_share_and_masking_grows_from_the_centre():
     model = RegionSum(weights)
     x = torch.ones(1, 1, 8, 8)
     box = torch.tensor([1.0, 2.0, 5.0, 6.0])
-    curve = masking_curve(model, x, 0, box, steps=4)
+    curve = masking_curve(model, x, 0, box, steps=4).scores
     assert curve.shape == (1, 5)
     assert curve[0].tolist() == [16.0, 12.0, 8.0, 4.0, 0.0]
-    other = masking_curve(model, x, 1, box, steps=4)
+    other = masking_curve(model, x, 1, box, steps=4).scores
     assert other[0].tolist() == [-16.0, -12.0, -8.0, -4.0, 0.0]
     # the first quarter masked is the 2x2 centre: a model reading only the centre drops to 0 there
     centre = torch.zeros(8, 8)
     centre[3:5, 2:4] = 1.0
-    assert masking_curve(RegionSum(centre), x, 0, box, steps=4)[0].tolist() == [
+    assert masking_curve(RegionSum(centre), x, 0, box, steps=4).scores[0].tolist() == [
         4.0,
         0.0,
         0.0,
@@ -40,8 +40,8 @@ def test_scores_fall_with_the_masked_share_and_masking_grows_from_the_centre():
     ]
     # a mask covering the same pixels gives the same curve; probabilities sum with the other class
     mask = weights.bool()
-    assert torch.equal(masking_curve(model, x, 0, mask, steps=4), curve)
-    probs = masking_curve(model, x, 0, box, steps=4, output="probs")
+    assert torch.equal(masking_curve(model, x, 0, mask, steps=4).scores, curve)
+    probs = masking_curve(model, x, 0, box, steps=4, output="probs").scores
     assert torch.allclose(probs, torch.sigmoid(2 * curve))
 
 
@@ -50,7 +50,7 @@ def test_per_sample_regions_and_fill():
     model = RegionSum(weights)
     x = torch.full((2, 1, 6, 6), 0.5)
     boxes = torch.tensor([[0.0, 0.0, 2.0, 2.0], [0.0, 0.0, 6.0, 6.0]])
-    curve = masking_curve(model, x, 0, boxes, steps=2, fill=1.5)
+    curve = masking_curve(model, x, 0, boxes, steps=2, fill=1.5).scores
     # masking n pixels at 0.5 -> 1.5 adds n to the sum
     assert curve.tolist() == [[18.0, 20.0, 22.0], [18.0, 36.0, 54.0]]
 
@@ -59,8 +59,9 @@ def test_model_is_left_in_its_mode_and_bad_input():
     model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3), nn.Dropout(0.5))
     model.train()
     x = torch.rand(2, 1, 4, 4)
-    first = masking_curve(model, x, 1, torch.tensor([0, 0, 2, 2]), steps=3)
-    assert torch.equal(first, masking_curve(model, x, 1, torch.tensor([0, 0, 2, 2]), steps=3))
+    first = masking_curve(model, x, 1, torch.tensor([0, 0, 2, 2]), steps=3).scores
+    again = masking_curve(model, x, 1, torch.tensor([0, 0, 2, 2]), steps=3).scores
+    assert torch.equal(first, again)
     assert model.training
     with pytest.raises(ValueError, match="region boxes must have x2 > x1"):
         masking_curve(model, x, 1, torch.tensor([2, 0, 2, 2]))
@@ -76,3 +77,36 @@ def test_model_is_left_in_its_mode_and_bad_input():
         masking_curve(model, x, 1, torch.tensor([0, 0, 2, 2]), steps=0)
     with pytest.raises(ValueError, match="x must be images"):
         masking_curve(model, torch.rand(2, 16), 1, torch.tensor([0, 0, 2, 2]))
+
+
+def test_the_curve_holds_the_masked_shares_and_its_area():
+    weights = torch.ones(4, 4)
+    x = torch.ones(2, 1, 4, 4)
+    curve = masking_curve(RegionSum(weights), x, 0, torch.tensor([0, 0, 4, 4]), 4)  # steps
+    assert curve.fractions.tolist() == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert curve.scores.tolist() == [[16.0, 12.0, 8.0, 4.0, 0.0]] * 2
+    # trapezoids under a straight line from 16 to 0 over [0, 1]
+    assert curve.auc.tolist() == [8.0, 8.0]
+
+
+def test_using_the_curve_as_the_old_tensor_still_works_with_a_deprecation_warning():
+    x = torch.ones(2, 1, 4, 4)
+    curve = masking_curve(RegionSum(torch.ones(4, 4)), x, 0, torch.tensor([0, 0, 2, 2]), steps=2)
+    scores = curve.scores
+    with pytest.warns(
+        DeprecationWarning, match=r"returns a MaskingCurve: use its \.scores"
+    ) as seen:
+        assert torch.equal(curve[0], scores[0])
+    assert seen[0].filename == __file__  # points at the caller's line
+    with pytest.warns(DeprecationWarning):
+        assert torch.equal(curve.mean(0), scores.mean(0)) and curve.shape == (2, 3)
+    with pytest.warns(DeprecationWarning):
+        assert torch.equal(curve - 1, scores - 1) and torch.equal(1 - curve, 1 - scores)
+    with pytest.warns(DeprecationWarning):
+        assert bool((curve == scores).all()) and len(curve) == 2
+    with pytest.warns(DeprecationWarning, match=r"pass its \.scores to equal\(\)"):
+        assert torch.equal(curve, scores)
+    with pytest.warns(DeprecationWarning):
+        assert torch.equal(torch.stack([curve, curve]), torch.stack([scores, scores]))
+    with pytest.raises(AttributeError):
+        curve._private

@@ -25,6 +25,11 @@ def test_smoke_preset_runs(name, tmp_path):
     assert state == "done", error
     metrics = json.loads((path / "metrics.json").read_text())
     assert metrics["summary"] and set(metrics["per_seed"]) == {str(s) for s in seeds}
+    # a claim naming a metric the run does not produce could never be judged: every claim's
+    # metrics exist in the smoke run (smoke presets keep the settings the claims are about)
+    named = {metric for claim in module.CLAIMS for metric in claim.metrics}
+    missing = sorted(named - set(metrics["summary"]))
+    assert not missing, f"claims name metrics the smoke run does not produce: {missing}"
     claims = json.loads((path / "claims.json").read_text())
     assert len(claims) == len(module.CLAIMS) >= 1
     figures = json.loads((path / "figures.json").read_text())

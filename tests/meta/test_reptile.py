@@ -206,7 +206,7 @@ def test_reptile_learns_the_shared_structure_of_a_task_family():
 def test_reptile_draws_new_few_shot_tasks_every_iteration():
     images = torch.randn(60, 4)
     labels = torch.arange(6).repeat_interleave(10)
-    tasks = FewShotTasks(images, labels, ways=3, shots=2, queries=0, seed=0)
+    tasks = FewShotTasks(images, labels, ways=3, shots=2, queries=0, random_state=0)
     seen = []
 
     def recording():
@@ -265,7 +265,7 @@ def test_adapt_is_non_transductive_with_support_statistics():
 def test_adapt_and_predict_equals_adapt_task_by_task(transductive):
     images = torch.randn(60, 1, 6, 6)
     labels = torch.arange(6).repeat_interleave(10)
-    tasks = FewShotTasks(images, labels, ways=3, shots=2, queries=4, seed=0).sample(7)
+    tasks = FewShotTasks(images, labels, ways=3, shots=2, queries=4, random_state=0).sample(7)
     torch.manual_seed(0)
     model = nn.Sequential(
         nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(64, 3)

@@ -57,17 +57,17 @@ def test_collator_masks_15_percent_then_80_10_10_and_never_special_tokens(tokeni
 
 def test_fixed_masks_are_identical_across_calls_and_leave_the_global_rng_alone(tokenizer):
     state = torch.get_rng_state()
-    first = fixed_evaluation_masks(tokenizer, CORPUS, seed=3)
+    first = fixed_evaluation_masks(tokenizer, CORPUS, random_state=3)
     torch.rand(10)  # global draws in between change nothing
-    second = fixed_evaluation_masks(tokenizer, CORPUS, seed=3)
-    other = fixed_evaluation_masks(tokenizer, CORPUS, seed=4)
+    second = fixed_evaluation_masks(tokenizer, CORPUS, random_state=3)
+    other = fixed_evaluation_masks(tokenizer, CORPUS, random_state=4)
     for name in ("input_ids", "attention_mask", "labels"):
         assert torch.equal(first.tensors[name], second.tensors[name])
     assert not torch.equal(first.tensors["labels"], other.tensors["labels"])
     torch.manual_seed(123)
     expected = torch.get_rng_state()
     torch.manual_seed(123)
-    fixed_evaluation_masks(tokenizer, CORPUS, seed=3)
+    fixed_evaluation_masks(tokenizer, CORPUS, random_state=3)
     assert torch.equal(torch.get_rng_state(), expected)
     assert len(first) == len(CORPUS) and first.num_masked > 0
     assert first[0]["input_ids"].shape == first.tensors["input_ids"].shape[1:]
@@ -77,7 +77,7 @@ def test_fixed_masks_are_identical_across_calls_and_leave_the_global_rng_alone(t
 def test_scores_match_a_loop_over_masked_tokens_and_the_models_own_loss(tokenizer):
     model = _tiny_model(tokenizer).eval()
     # every sentence masked four ways (~100 masked tokens): enough for accuracy to mean something
-    masks = fixed_evaluation_masks(tokenizer, CORPUS, seed=0)
+    masks = fixed_evaluation_masks(tokenizer, CORPUS, random_state=0)
     batch = masks.tensors
     with torch.no_grad():
         scores = masked_lm_scores(model, batch)
@@ -108,7 +108,7 @@ def test_training_through_the_engine_lowers_held_out_perplexity(tokenizer):
     engine.seed_everything(0)
     model = _tiny_model(tokenizer)
     # every sentence masked four ways (~100 masked tokens): enough for accuracy to mean something
-    masks = fixed_evaluation_masks(tokenizer, CORPUS, seed=0)
+    masks = fixed_evaluation_masks(tokenizer, CORPUS, random_state=0)
     val = engine.make_loader(masks, batch_size=8)
     before = masked_lm_metrics(engine.evaluate(model, val, eval_fn=masked_lm_scores))
     loader = engine.make_loader(
@@ -140,3 +140,23 @@ def test_bad_input_is_refused(tokenizer):
         masked_lm_collator(tokenizer, mlm_probability=0.0)
     with pytest.raises(ValueError, match="no masked tokens"):
         masked_lm_metrics({"nll_sum": 0.0, "correct": 0.0, "num_masked": 0.0})
+
+
+def test_seed_is_a_deprecated_alias_of_random_state(tokenizer):
+    new = fixed_evaluation_masks(tokenizer, CORPUS, random_state=3)
+    with pytest.warns(DeprecationWarning, match="fixed_evaluation_masks\\(\\): 'seed'"):
+        old = fixed_evaluation_masks(tokenizer, CORPUS, seed=3)
+    assert torch.equal(new.tensors["labels"], old.tensors["labels"])
+    examples = [{"input_ids": ids} for ids in new.tensors["input_ids"].tolist()]
+    with pytest.warns(DeprecationWarning, match="masked_lm_collator\\(\\): 'seed'"):
+        old_collator = masked_lm_collator(tokenizer, seed=1)
+    new_collator = masked_lm_collator(tokenizer, random_state=1)
+    assert torch.equal(old_collator(examples)["labels"], new_collator(examples)["labels"])
+
+
+def test_a_torch_generator_seeds_the_masks_by_one_draw(tokenizer):
+    first = fixed_evaluation_masks(tokenizer, CORPUS, random_state=torch.Generator().manual_seed(0))
+    again = fixed_evaluation_masks(tokenizer, CORPUS, random_state=torch.Generator().manual_seed(0))
+    assert torch.equal(first.tensors["labels"], again.tensors["labels"])
+    fresh = [fixed_evaluation_masks(tokenizer, CORPUS, random_state=None) for _ in range(2)]
+    assert not torch.equal(fresh[0].tensors["labels"], fresh[1].tensors["labels"])

@@ -1,3 +1,4 @@
+import warnings
 from typing import ClassVar
 
 import numpy as np
@@ -68,15 +69,38 @@ def test_the_k_best_most_probable_samples_are_added_with_their_predicted_class()
     assert set(model.transduction_[model.labeled_iter_ == -1]) == {-1}
 
 
-def test_validation_comes_from_the_labeled_data_and_hidden_labels_change_nothing():
+def test_y_true_is_deprecated_changes_nothing_and_its_columns_match_the_first_pass():
     X, y, y_semi = _digits(labeled_every=10)
     params = {"k_best": 20, "max_iter": 4, "random_state": 3}
-    seen = SelfTrainingClassifier(_logistic(), **params).fit(X, y_semi, y_true=y)
+    with pytest.warns(DeprecationWarning, match="y_true is deprecated"):
+        seen = SelfTrainingClassifier(_logistic(), **params).fit(X, y_semi, y_true=y)
     blind = SelfTrainingClassifier(_logistic(), **params).fit(X, y_semi)
     np.testing.assert_array_equal(seen.transduction_, blind.transduction_)
     assert [r["val_accuracy"] for r in seen.history_] == [r["val_accuracy"] for r in blind.history_]
-    assert all(np.isnan(r["pseudo_label_accuracy"]) for r in blind.history_)
-    assert np.isfinite([r["pseudo_label_accuracy"] for r in seen.history_[1:]]).all()
+    assert "pseudo_label_accuracy" not in blind.history_[0]
+    for row in seen.history_[1:]:
+        added = blind.first_pass_labeled_iter_ == row["round"]
+        expected = np.mean(blind.first_pass_transduction_[added] == y[added])
+        assert row["pseudo_label_accuracy"] == pytest.approx(expected)
+    assert np.isnan(seen.history_[0]["pseudo_label_accuracy"])
+
+
+def test_the_first_pass_is_kept_with_its_validation_samples_marked():
+    X, _, y_semi = _digits(labeled_every=10)
+    model = SelfTrainingClassifier(_logistic(), k_best=20, max_iter=3, random_state=0)
+    model.fit(X, y_semi)
+    held_out = model.first_pass_labeled_iter_ == -2
+    labeled = y_semi != -1
+    assert held_out.sum() == round(0.2 * labeled.sum()) and not (held_out & ~labeled).any()
+    # held-out samples keep their label; the others started labeled (0) or unlabeled (-1)
+    np.testing.assert_array_equal(model.first_pass_transduction_[labeled], y_semi[labeled])
+    assert set(model.first_pass_labeled_iter_[labeled & ~held_out]) == {0}
+    for row in model.history_[1:]:
+        added = model.first_pass_labeled_iter_ == row["round"]
+        assert row["num_added"] == added.sum() == 20
+        assert (y_semi[added] == -1).all()
+    # the final pass ran again on every labeled sample
+    assert (model.labeled_iter_ >= -1).all() and (model.labeled_iter_[labeled] == 0).all()
 
 
 class _Recorder(ClassifierMixin, BaseEstimator):
@@ -112,25 +136,22 @@ def test_validation_samples_are_never_trained_on_or_pseudo_labeled_while_choosin
     assert len(_Recorder.fits) == model.n_iter_ + 1 + model.best_iter_ + 1
 
 
-def test_pseudo_label_accuracy_in_the_history_is_recomputed_from_the_labels():
-    X, y, y_semi = _digits(labeled_every=10)
+def test_without_validation_the_first_pass_is_the_final_one():
+    X, _, y_semi = _digits(labeled_every=10)
     model = SelfTrainingClassifier(_logistic(), k_best=25, max_iter=4, validation_fraction=0.0)
-    model.fit(X, y_semi, y_true=y)
+    model.fit(X, y_semi)
     assert len(model.history_) == 5 and np.isnan(model.history_[0]["val_accuracy"])
+    np.testing.assert_array_equal(model.first_pass_transduction_, model.transduction_)
+    np.testing.assert_array_equal(model.first_pass_labeled_iter_, model.labeled_iter_)
     for row in model.history_[1:]:
-        added = model.labeled_iter_ == row["round"]
-        assert row["num_added"] == added.sum() == 25
-        expected = np.mean(y[added] == model.transduction_[added])
-        assert row["pseudo_label_accuracy"] == pytest.approx(expected)
-    pseudo = model.labeled_iter_ > 0
-    expected = np.mean(y[pseudo] == model.transduction_[pseudo])
-    assert model.history_[-1]["cumulative_pseudo_label_accuracy"] == pytest.approx(expected)
+        assert row["num_added"] == (model.labeled_iter_ == row["round"]).sum() == 25
+        assert row["num_pseudo_labeled"] == 25 * row["round"]
 
 
 def test_stopping_rule_and_the_kept_round_follow_validation_accuracy():
-    X, y, y_semi = _digits(labeled_every=10)
+    X, _, y_semi = _digits(labeled_every=10)
     model = SelfTrainingClassifier(_logistic(), k_best=10, patience=2, random_state=1)
-    model.fit(X, y_semi, y_true=y)
+    model.fit(X, y_semi)
     accuracy = np.array([r["val_accuracy"] for r in model.history_])
     assert np.isfinite(accuracy).all() and len(accuracy) == model.n_iter_ + 1
     assert model.best_iter_ == np.flatnonzero(accuracy == accuracy.max())[-1]  # latest best
@@ -204,6 +225,7 @@ def test_validation_split_is_stratified_and_leaves_every_class_a_training_sample
         (_logistic(), {"patience": 0}, None, ValueError, "patience"),
         (_logistic(), {}, np.full(40, -1), ValueError, "no labeled sample"),
         (_logistic(), {}, np.linspace(0, 1, 40), ValueError, "integer class labels"),
+        (_logistic(), {}, np.repeat([0, 1, -1, -2], 10), ValueError, r"labels >= 0.*got \[-2\]"),
     ],
 )
 def test_bad_input_names_the_argument_and_value(estimator, kwargs, y, error, match):
@@ -211,6 +233,21 @@ def test_bad_input_names_the_argument_and_value(estimator, kwargs, y, error, mat
     y = np.where(np.arange(40) < 10, y_blobs, -1) if y is None else y
     with pytest.raises(error, match=match):
         SelfTrainingClassifier(estimator, **kwargs).fit(X, y)
+
+
+@pytest.mark.parametrize("dtype", [bool, np.int32, np.float32])
+def test_the_labels_keep_their_dtype(dtype):
+    X, y = make_blobs(60, centers=[[-3, 0], [3, 0]], random_state=0)
+    y = y.astype(dtype)
+    if dtype is not bool:  # bool labels cannot mark an unlabeled sample
+        y = np.where(np.arange(60) < 20, y, -1).astype(dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # bool: no unlabeled sample
+        model = SelfTrainingClassifier(_logistic(), k_best=10, random_state=0).fit(X, y)
+    assert model.classes_.dtype == dtype and model.predict(X).dtype == dtype
+    assert model.transduction_.dtype == dtype
+    labeled = y != -1
+    assert (model.predict(X)[labeled] == y[labeled]).mean() == 1.0
 
 
 def test_nan_in_X_is_refused_by_the_base_estimator():

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from smallml._utils.checks import check_choice, check_number
+from smallml._utils.deprecation import deprecation_warning
 from smallml._utils.hooks import eval_mode
 from smallml.attacks._carlini_wagner_support import Adam, diagnose
 from smallml.attacks._common import (
@@ -34,6 +35,7 @@ from smallml.attacks._common import (
     check_target,
     class_scores,
 )
+from smallml.attacks.result import AttackResult
 
 SPACES = ("logits", "probs")
 # below this success rate the attack explains what most likely went wrong
@@ -43,8 +45,8 @@ _TANH_SHRINK = 1.0 - 1e-6
 
 
 @dataclass
-class CarliniWagnerResult:
-    """What ``carlini_wagner`` found.
+class CarliniWagnerResult(AttackResult):
+    """What ``carlini_wagner`` found (``return_result=True``).
 
     Attributes:
         adversarial: ``(B, ...)`` the smallest-L2 successful example per sample; the unchanged
@@ -56,16 +58,9 @@ class CarliniWagnerResult:
         c: ``(B,)`` the ``c`` that produced ``adversarial`` (the last ``c`` tried for failures).
     """
 
-    adversarial: torch.Tensor
-    success: torch.Tensor
     l2: torch.Tensor
     margin: torch.Tensor
     c: torch.Tensor
-
-    @property
-    def success_rate(self) -> float:
-        """Share of samples that reached their target."""
-        return float(self.success.float().mean())
 
 
 def carlini_wagner(
@@ -81,7 +76,8 @@ def carlini_wagner(
     clamp: tuple[float, float] = (0.0, 1.0),
     space: str = "logits",
     abort_early: bool = True,
-) -> CarliniWagnerResult:
+    return_result: bool | None = None,
+) -> torch.Tensor | CarliniWagnerResult:
     """Targeted L2 attack: the closest input (within ``clamp``) that the model puts in ``target``.
 
     Args:
@@ -98,15 +94,19 @@ def carlini_wagner(
         clamp: valid input range ``(low, high)``; the attack cannot leave it.
         space: ``"logits"`` (default, the paper) or ``"probs"`` (softmax outputs, SEED.md).
         abort_early: stop a run once no sample's loss fell by 0.01% over a tenth of ``steps``.
+        return_result: True returns the ``CarliniWagnerResult``, False the adversarial tensor
+            (as ``fgsm``). Left out, it returns the result with a ``DeprecationWarning``: from
+            the next release the default is the tensor.
 
     Returns:
-        ``CarliniWagnerResult`` with the adversarial batch, per-sample success, L2 and margin.
-        Warns with the likely reason when fewer than half of the samples succeed.
+        The adversarial batch shaped like ``x`` (the unchanged input where the attack failed),
+        or a ``CarliniWagnerResult`` with it, per-sample success, L2, margin and ``c``. Warns
+        with the likely reason when fewer than half of the samples succeed.
 
     Example:
         >>> model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
         >>> x = torch.rand(5, 1, 2, 2)
-        >>> result = carlini_wagner(model, x, 2, c=10.0, steps=50, lr=0.1)
+        >>> result = carlini_wagner(model, x, 2, c=10.0, steps=50, lr=0.1, return_result=True)
         >>> result.adversarial.shape, result.success.shape
         (torch.Size([5, 1, 2, 2]), torch.Size([5]))
     """
@@ -119,6 +119,15 @@ def carlini_wagner(
     check_number("steps", steps, low=1, integer=True)
     check_number("lr", lr, low=0.0, low_inclusive=False)
     check_number("binary_search_steps", binary_search_steps, low=0, integer=True)
+    if return_result is None:
+        deprecation_warning(
+            "carlini_wagner() will return the adversarial tensor, as fgsm() does, by default; "
+            "pass return_result=True to keep the CarliniWagnerResult (success, l2, margin, c) "
+            "or return_result=False for the tensor.",
+        )
+        return_result = True
+    elif not isinstance(return_result, bool):
+        raise TypeError(f"return_result must be True, False or None; got {return_result!r}")
 
     x0 = x.detach()
     batch = len(x0)
@@ -170,7 +179,7 @@ def carlini_wagner(
                 ),
                 stacklevel=2,
             )
-    return result
+    return result if return_result else result.adversarial
 
 
 def _run(

@@ -9,7 +9,7 @@ gradient comes from ``torch.autograd.grad``), and it comes back in the modes it 
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, Literal, overload
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +24,33 @@ from smallml.attacks._common import (
     class_scores,
     looks_like_probabilities,
 )
+from smallml.attacks.result import AttackResult
+
+
+@overload
+def fgsm(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: Any,
+    *,
+    eps: float | torch.Tensor,
+    targeted: bool = ...,
+    clamp: tuple[float, float] | None = ...,
+    return_result: Literal[False] = ...,
+) -> torch.Tensor: ...
+
+
+@overload
+def fgsm(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: Any,
+    *,
+    eps: float | torch.Tensor,
+    targeted: bool = ...,
+    clamp: tuple[float, float] | None = ...,
+    return_result: Literal[True],
+) -> AttackResult: ...
 
 
 def fgsm(
@@ -34,7 +61,8 @@ def fgsm(
     eps: float | torch.Tensor,
     targeted: bool = False,
     clamp: tuple[float, float] | None = (0.0, 1.0),
-) -> torch.Tensor:
+    return_result: bool = False,
+) -> torch.Tensor | AttackResult:
     """Adversarial examples ``clamp(x + eps * sign(grad_x loss(model(x), y)))``.
 
     Args:
@@ -45,9 +73,12 @@ def fgsm(
         eps: step size, a number ``>= 0`` or a ``(B,)`` tensor of per-sample steps.
         targeted: step towards ``y`` (down the loss of ``y``) instead of away from it.
         clamp: valid input range ``(low, high)`` the result is clamped to; None: no clamping.
+        return_result: return an ``AttackResult`` that also says, per sample, whether the
+            model's prediction on the adversarial example left ``y`` (untargeted) or reached it
+            (targeted); costs one more forward pass.
 
     Returns:
-        A new tensor shaped like ``x`` (detached).
+        A new tensor shaped like ``x`` (detached), or an ``AttackResult`` holding it.
 
     Example:
         >>> model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
@@ -75,7 +106,12 @@ def fgsm(
     adversarial = x.detach() + step_size * direction
     if bounds is not None:
         adversarial = adversarial.clamp(*bounds)
-    return adversarial
+    if not return_result:
+        return adversarial
+    with eval_mode(model), torch.no_grad():
+        predicted = class_scores(model, adversarial).argmax(1)
+    success = predicted == labels if targeted else predicted != labels
+    return AttackResult(adversarial, success)
 
 
 def _check_eps(eps: Any, x: torch.Tensor) -> torch.Tensor | float:

@@ -20,6 +20,8 @@ import torch
 from torch.utils.data import Dataset
 
 from smallml._utils.checks import check_number
+from smallml._utils.deprecation import renamed_argument
+from smallml._utils.randomness import NumpyRandomState, numpy_generator
 
 
 @dataclass
@@ -51,6 +53,7 @@ class Bags(Dataset):
         return torch.tensor([len(bag) for bag in self.instances])
 
 
+@renamed_argument("seed", "random_state")
 def make_bags(
     images: torch.Tensor,
     labels: torch.Tensor,
@@ -60,7 +63,7 @@ def make_bags(
     std_bag_size: float = 2,
     num_bags: int,
     positive_fraction: float = 0.5,
-    seed: int | None = None,
+    random_state: NumpyRandomState = None,
 ) -> Bags:
     """Draw bags of images; a bag is positive iff it contains an image of ``positive_class``.
 
@@ -78,14 +81,15 @@ def make_bags(
         std_bag_size: standard deviation of the bag size (0 for equal sizes).
         num_bags: number of bags.
         positive_fraction: share of positive bags, in [0, 1].
-        seed: seed of the draw.
+        random_state: seed of the draw: an int, a numpy ``Generator``/``RandomState`` or None
+            (``seed=`` is a deprecated alias).
 
     Returns:
         ``Bags`` (a ``Dataset`` of ``(instances, label, instance_labels)``).
 
     Example:
         >>> images, labels = load_digits_images(split="train")
-        >>> bags = make_bags(images, labels, num_bags=100, seed=0)
+        >>> bags = make_bags(images, labels, num_bags=100, random_state=0)
         >>> bool((bags.labels == 1).sum() == 50)
         True
     """
@@ -112,7 +116,7 @@ def make_bags(
         raise ValueError(
             f"every label is positive_class={positive_class!r}; negative bags need other classes"
         )
-    rng = np.random.default_rng(seed)
+    rng = numpy_generator(random_state)
     sizes = np.maximum(1, np.rint(rng.normal(mean_bag_size, std_bag_size, num_bags))).astype(int)
     bag_labels = np.zeros(num_bags, dtype=np.int64)
     bag_labels[rng.permutation(num_bags)[:num_positive_bags]] = 1

@@ -14,10 +14,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
-import numpy as np
 import torch
 
 from smallml._utils.checks import check_number
+from smallml._utils.deprecation import renamed_argument
+from smallml._utils.randomness import NumpyRandomState, numpy_generator
 
 ANGLES = (0, 90, 180, 270)
 
@@ -77,11 +78,12 @@ def rotate_classes(
     return torch.cat(rotated), torch.cat(new_labels)
 
 
+@renamed_argument("seed", "random_state")
 def split_classes(
     classes: Sequence[int],
     *,
     num_test: int,
-    seed: int | None = None,
+    random_state: NumpyRandomState = None,
     groups: Sequence[int] | None = None,
 ) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Split class ids into disjoint meta-train and meta-test classes, at random.
@@ -89,7 +91,8 @@ def split_classes(
     Args:
         classes: the class ids to split (distinct).
         num_test: classes on the meta-test side; with ``groups``, groups on the meta-test side.
-        seed: seed of the random choice.
+        random_state: seed of the random choice: an int, a numpy ``Generator``/``RandomState``
+            or None (``seed=`` is a deprecated alias).
         groups: optional group of each class (``classes[i]`` belongs to ``groups[i]``): all classes
             of a group land on the same side, e.g. the four rotations of one digit.
 
@@ -98,7 +101,7 @@ def split_classes(
 
     Example:
         >>> digit = [c % 10 for c in range(40)]  # the digit of each rotated class
-        >>> split_classes(range(40), num_test=3, groups=digit, seed=0)[1]
+        >>> split_classes(range(40), num_test=3, groups=digit, random_state=0)[1]
         (5, 6, 9, 15, 16, 19, 25, 26, 29, 35, 36, 39)
     """
     classes = [int(c) for c in classes]
@@ -112,7 +115,7 @@ def split_classes(
         )
     unique_groups = sorted(set(group_ids))
     check_number("num_test", num_test, low=1, high=len(unique_groups) - 1, integer=True)
-    rng = np.random.default_rng(seed)
+    rng = numpy_generator(random_state)
     test_groups = set(rng.choice(unique_groups, size=num_test, replace=False).tolist())
     test = tuple(sorted(c for c, g in zip(classes, group_ids) if g in test_groups))
     train = tuple(sorted(c for c, g in zip(classes, group_ids) if g not in test_groups))
@@ -124,7 +127,7 @@ class FewShotTasks:
 
     Iterating yields a fresh task each time (``reptile`` draws its meta-batches this way);
     ``sample(num_tasks)`` returns a fixed list, e.g. the meta-test tasks. The same arguments and
-    ``seed`` give the same tasks.
+    an int ``random_state`` give the same tasks.
 
     Args:
         images: ``(N, ...)`` images.
@@ -133,16 +136,18 @@ class FewShotTasks:
         shots: support images per class (at least 1).
         queries: query images per class (0 for meta-training tasks that need none).
         classes: the class ids tasks draw from; all classes in ``labels`` when None.
-        seed: seed of the task generator.
+        random_state: seed of the task stream: an int, a numpy ``Generator``/``RandomState``
+            (whose stream the tasks then continue) or None (``seed=`` is a deprecated alias).
 
     Example:
         >>> images, labels = rotate_classes(*load_digits_images())
-        >>> tasks = FewShotTasks(images, labels, ways=5, shots=1, queries=15, seed=0)
+        >>> tasks = FewShotTasks(images, labels, ways=5, shots=1, queries=15, random_state=0)
         >>> task = next(iter(tasks))
         >>> task.support_x.shape, task.query_y.shape
         (torch.Size([5, 1, 8, 8]), torch.Size([75]))
     """
 
+    @renamed_argument("seed", "random_state")
     def __init__(
         self,
         images: torch.Tensor,
@@ -152,7 +157,7 @@ class FewShotTasks:
         shots: int,
         queries: int,
         classes: Sequence[int] | None = None,
-        seed: int | None = None,
+        random_state: NumpyRandomState = None,
     ) -> None:
         self.images, self.labels = _check_images_labels(images, labels)
         check_number("ways", ways, low=2, integer=True)
@@ -180,7 +185,7 @@ class FewShotTasks:
             )
         self.ways, self.shots, self.queries = ways, shots, queries
         self.classes = tuple(chosen)
-        self._rng = np.random.default_rng(seed)
+        self._rng = numpy_generator(random_state)
 
     def __iter__(self) -> Iterator[Task]:
         while True:

@@ -18,12 +18,9 @@ deterministic as the digits style. Use it through ``make_scenes(..., style="litt
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-if TYPE_CHECKING:
-    from smallml.data.scenes import SceneStyle
+from smallml.data.scene_style import SceneStyle
 
 LITTER_CLASSES = ("background", "plastic", "metal", "paper", "glass")
 CONFOUNDERS = ("puddle", "blossom", "berries", "pale stone")
@@ -224,7 +221,6 @@ def litter_style(source: str) -> SceneStyle:
         A 3-channel ``SceneStyle`` with classes ``plastic, metal, paper, glass`` (1..4) and
         unlabeled confounders (puddles, blossoms, berries, pale stones).
     """
-    from smallml.data.scenes import SceneStyle  # here, so scenes.py can import this module
 
     def paint_object(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray, int]:
         label = int(rng.integers(len(_LITTER)))

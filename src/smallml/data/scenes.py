@@ -3,7 +3,8 @@
 A scene style supplies three painters: a background, an object (a patch, its pixel mask and its
 class) and a distractor (a patch and its mask, never labeled). ``make_scenes`` places objects and
 distractors without overlap and records boxes, labels and per-pixel class masks. Everything is
-drawn from one ``numpy`` generator seeded by ``seed``, so the same arguments give the same scenes.
+drawn from one ``numpy`` generator made from ``random_state``, so the same arguments give the same
+scenes.
 
 Class ids start at 1 everywhere (labels, masks, detection targets); 0 is the background, as
 torchvision's detection models expect.
@@ -19,10 +20,11 @@ import torch
 import torch.nn.functional as F
 
 from smallml._utils.checks import check_choice, check_number
+from smallml._utils.deprecation import renamed_argument
+from smallml._utils.randomness import NumpyRandomState, numpy_generator
 from smallml.data.digits import load_digits_images
 from smallml.data.litter import litter_style
-
-Painted = tuple[np.ndarray, np.ndarray]  # patch (C, s, s) in [0, 1], mask (s, s) bool
+from smallml.data.scene_style import Painted, SceneStyle
 
 
 @dataclass
@@ -57,17 +59,6 @@ class Scenes:
     def targets(self) -> list[dict[str, torch.Tensor]]:
         """Detection targets in torchvision's format: ``{"boxes", "labels"}`` per image."""
         return [{"boxes": b, "labels": lab} for b, lab in zip(self.boxes, self.labels)]
-
-
-@dataclass
-class SceneStyle:
-    """The painters of one style. ``STYLES[name](source)`` builds it for ``make_scenes``."""
-
-    channels: int
-    class_names: tuple[str, ...]
-    background: Callable[[np.random.Generator, int], np.ndarray]  # (rng, canvas) -> (C, H, W)
-    paint_object: Callable[[np.random.Generator, int], tuple[np.ndarray, np.ndarray, int]]
-    paint_distractor: Callable[[np.random.Generator, int], Painted]
 
 
 # --- the "digits" style: sklearn digits on a dark, slightly noisy canvas ------------------------
@@ -133,6 +124,7 @@ def _check_range(name: str, spec: int | tuple[int, int], low: int) -> None:
         check_number(name, value, low=low, integer=True)
 
 
+@renamed_argument("seed", "random_state")
 def make_scenes(
     num_scenes: int,
     *,
@@ -142,7 +134,7 @@ def make_scenes(
     object_size: int | tuple[int, int] = (16, 28),
     style: str = "digits",
     source: str = "all",
-    seed: int = 0,
+    random_state: NumpyRandomState = 0,
 ) -> Scenes:
     """Generate ``num_scenes`` canvases with labeled objects and unlabeled distractors.
 
@@ -156,13 +148,14 @@ def make_scenes(
         style: a key of ``STYLES`` (``"digits"``: sklearn digits on a dark canvas).
         source: for ``"digits"``, which split of the digits the objects come from
             (``"train"``, ``"test"`` or ``"all"``), so held-out scenes can use held-out digits.
-        seed: seed of everything random.
+        random_state: seed of everything random: an int, a numpy ``Generator``/``RandomState``
+            or None (``seed=`` is a deprecated alias).
 
     Returns:
         ``Scenes`` with images, masks, boxes, labels and distractor boxes.
 
     Example:
-        >>> scenes = make_scenes(4, canvas_size=48, num_objects=1, seed=0)
+        >>> scenes = make_scenes(4, canvas_size=48, num_objects=1, random_state=0)
         >>> scenes.images.shape, scenes.labels[0].tolist()[0] >= 1
         (torch.Size([4, 1, 48, 48]), True)
     """
@@ -176,7 +169,7 @@ def make_scenes(
     check_number("canvas_size", canvas_size, low=largest, integer=True)
 
     painter = STYLES[style](source)
-    rng = np.random.default_rng(seed)
+    rng = numpy_generator(random_state)
     images = np.zeros((num_scenes, painter.channels, canvas_size, canvas_size), np.float32)
     masks = np.zeros((num_scenes, canvas_size, canvas_size), np.int64)
     all_boxes, all_labels, all_distractors = [], [], []

@@ -6,13 +6,14 @@ import numpy as np
 import torch
 
 from smallml._utils.checks import check_number
+from smallml._utils.randomness import NumpyRandomState, numpy_generator
 
 
 def split_labeled(
     y: np.ndarray | torch.Tensor | list[int],
     n_labeled: int | float,
     *,
-    random_state: int | None = None,
+    random_state: NumpyRandomState = None,
 ) -> np.ndarray:
     """Choose which samples keep their label, stratified by class.
 
@@ -20,7 +21,7 @@ def split_labeled(
         y: class labels ``(N,)``.
         n_labeled: an ``int`` is the number of labeled samples per class; a ``float`` in (0, 1]
             is the labeled share of each class (at least one sample per class).
-        random_state: seed of the choice.
+        random_state: seed of the choice: an int, a numpy ``Generator``/``RandomState`` or None.
 
     Returns:
         ``labeled_mask``: boolean array ``(N,)``. Use ``np.where(labeled_mask, y, -1)`` for the
@@ -40,7 +41,7 @@ def split_labeled(
         check_number("n_labeled", n_labeled, low=1, integer=True)
     else:
         check_number("n_labeled", n_labeled, low=0.0, high=1.0, low_inclusive=False)
-    rng = np.random.default_rng(random_state)
+    rng = numpy_generator(random_state)
     mask = np.zeros(len(y), dtype=bool)
     for cls in np.unique(y):
         members = np.flatnonzero(y == cls)

@@ -11,18 +11,28 @@ are never written. Variants wrap: ``SmoothGrad(Saliency(model))``,
 Maps are scored by weak boxes (``box_from_attribution``, IoU against a true box), by masking an
 object step by step (``masking_curve``) and by deleting the most relevant pixels first against a
 random order (``deletion_curve``).
+
+Return convention: ``attribute`` returns a tensor shaped like ``x``; a curve function takes
+``(model, x, target, region_or_attribution, steps, *, fill, output)`` and returns a curve
+object with ``fractions`` ``(steps + 1,)`` (the share masked or deleted), ``scores``
+``(B, steps + 1)`` and ``auc`` ``(B,)``: ``MaskingCurve`` and ``DeletionCurve`` (which adds the
+random-order baseline ``random_scores`` / ``random_auc``). Until the next release a
+``MaskingCurve`` used as a tensor acts as its ``scores`` (what ``masking_curve`` returned
+before), with a ``DeprecationWarning``. Randomness comes from ``random_state``: an int (the
+same draws every call), a ``torch.Generator`` or None.
 """
 
 from smallml.explain.box_from_attribution import box_from_attribution
 from smallml.explain.deletion_curve import DeletionCurve, deletion_curve
 from smallml.explain.guided_backprop import GuidedBackprop
-from smallml.explain.masking_curve import masking_curve
+from smallml.explain.masking_curve import MaskingCurve, masking_curve
 from smallml.explain.saliency import Saliency
 from smallml.explain.smooth_grad import SmoothGrad
 
 __all__ = [
     "DeletionCurve",
     "GuidedBackprop",
+    "MaskingCurve",
     "Saliency",
     "SmoothGrad",
     "box_from_attribution",

@@ -1,4 +1,4 @@
-"""Plumbing shared by the explainers: the target-score gradient, pixel relevance, generators."""
+"""Plumbing shared by the explainers: the target-score gradient and pixel relevance."""
 
 from __future__ import annotations
 
@@ -56,21 +56,3 @@ def pixel_relevance(attribution: torch.Tensor, name: str = "attribution") -> tor
     elif relevance.dim() == 4:
         relevance = relevance.amax(1)
     return relevance
-
-
-def make_generator(random_state: Any, device: torch.device) -> torch.Generator:
-    """A generator from ``random_state``: an int seeds a new one, a generator is used as is, and
-    None gives a nondeterministically seeded one; the global random state is never used."""
-    if isinstance(random_state, torch.Generator):
-        return random_state
-    generator = torch.Generator(device=device)
-    if random_state is None:
-        generator.seed()
-        return generator
-    if isinstance(random_state, bool) or not isinstance(random_state, int) or random_state < 0:
-        raise TypeError(
-            "random_state must be None, a non-negative int or a torch.Generator; got "
-            f"{random_state!r}"
-        )
-    generator.manual_seed(random_state)
-    return generator

@@ -16,8 +16,9 @@ from torch import nn
 
 from smallml._utils.checks import check_choice, check_number
 from smallml._utils.hooks import eval_mode
+from smallml._utils.randomness import torch_generator
 from smallml.attacks._common import check_inputs, check_target, class_scores
-from smallml.explain._common import make_generator, pixel_relevance
+from smallml.explain._common import pixel_relevance
 
 OUTPUTS = ("logits", "probs")
 
@@ -52,8 +53,8 @@ def deletion_curve(
     x: torch.Tensor,
     target: Any,
     attribution: torch.Tensor,
-    *,
     steps: int = 20,
+    *,
     fill: float = 0.0,
     output: str = "probs",
     random_state: int | torch.Generator | None = None,
@@ -96,7 +97,7 @@ def deletion_curve(
             f"attribution must have shape (B, C, H, W) or (B, H, W) matching x's "
             f"(B, H, W) = ({batch}, {height}, {width}); got shape {tuple(attribution.shape)}"
         )
-    generator = make_generator(random_state, x.device)
+    generator = torch_generator(random_state, x.device)
     num_pixels = height * width
     # a random order first, then a stable sort by relevance: ties fall in random order
     shuffled = torch.rand((batch, num_pixels), generator=generator, device=x.device).argsort(dim=1)

@@ -7,6 +7,7 @@ object's class score falls as more of it disappears, while another class's score
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -15,8 +16,28 @@ from torch import nn
 from smallml._utils.checks import check_choice, check_number
 from smallml._utils.hooks import eval_mode
 from smallml.attacks._common import check_inputs, check_target, class_scores
+from smallml.explain._scores_as_tensor import ScoresAsTensor
 
 OUTPUTS = ("logits", "probs")
+
+
+@dataclass(eq=False)
+class MaskingCurve(ScoresAsTensor):
+    """Scores while a growing share of a region is masked.
+
+    Attributes:
+        fractions: ``(steps + 1,)`` share of the region masked at each step, 0 to 1.
+        scores: ``(B, steps + 1)`` score of the target class; column ``k`` has the
+            ``k / steps`` share of the region masked.
+    """
+
+    fractions: torch.Tensor
+    scores: torch.Tensor
+
+    @property
+    def auc(self) -> torch.Tensor:
+        """``(B,)`` area under ``scores`` over the masked share (trapezoids)."""
+        return torch.trapezoid(self.scores, self.fractions, dim=1)
 
 
 def masking_curve(
@@ -28,7 +49,7 @@ def masking_curve(
     *,
     fill: float = 0.0,
     output: str = "logits",
-) -> torch.Tensor:
+) -> MaskingCurve:
     """The score of ``target`` while a growing part of ``region`` is set to ``fill``.
 
     At step ``k`` the ``k / steps`` share of the region's pixels nearest to its centre (in the
@@ -47,12 +68,16 @@ def masking_curve(
         output: ``"logits"`` or ``"probs"`` (softmax) scores.
 
     Returns:
-        ``(B, steps + 1)`` scores; column ``k`` has the ``k / steps`` share masked.
+        ``MaskingCurve`` with ``fractions`` ``(steps + 1,)``, ``scores`` ``(B, steps + 1)``
+        (column ``k`` has the ``k / steps`` share masked) and their ``auc`` ``(B,)``. Until the
+        next release it also acts as the ``scores`` tensor it replaces, with a
+        ``DeprecationWarning``.
 
     Example:
         >>> model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
-        >>> masking_curve(model, torch.rand(2, 1, 4, 4), 1, torch.tensor([0, 0, 2, 2])).shape
-        torch.Size([2, 11])
+        >>> curve = masking_curve(model, torch.rand(2, 1, 4, 4), 1, torch.tensor([0, 0, 2, 2]))
+        >>> curve.scores.shape, curve.auc.shape
+        (torch.Size([2, 11]), torch.Size([2]))
     """
     x = check_inputs(x)
     if x.dim() != 4:
@@ -73,7 +98,8 @@ def masking_curve(
                 labels = check_target(target, len(x), logits.shape[1], logits.device)
             values = logits.softmax(1) if output == "probs" else logits
             scores.append(values.gather(1, labels[:, None])[:, 0])
-    return torch.stack(scores, dim=1)
+    fractions = torch.linspace(0.0, 1.0, steps + 1, device=x.device)
+    return MaskingCurve(fractions, torch.stack(scores, dim=1))
 
 
 def _region_distance(region: Any, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

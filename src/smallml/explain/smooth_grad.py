@@ -13,8 +13,9 @@ from typing import Any
 import torch
 
 from smallml._utils.checks import check_choice, check_number
+from smallml._utils.randomness import torch_generator
 from smallml.attacks._common import check_inputs
-from smallml.explain._common import Explainer, make_generator
+from smallml.explain._common import Explainer
 
 NOISE_SCALES = ("range", "absolute")
 
@@ -83,7 +84,7 @@ class SmoothGrad:
             spread = self.noise * (flat.amax(1) - flat.amin(1))  # (B,)
         else:
             spread = torch.full((batch,), float(self.noise), device=x.device, dtype=x.dtype)
-        generator = make_generator(self.random_state, x.device)
+        generator = torch_generator(self.random_state, x.device)
         total = torch.zeros_like(x)
         num_copies = self.num_samples * batch
         chunk = self.batch_size or num_copies

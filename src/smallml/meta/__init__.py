@@ -5,6 +5,11 @@ Shared contract: a task is a ``smallml.data.Task`` (``support_x``, ``support_y``
 iterable of tasks; ``adapt`` returns an adapted copy and ``adapt_and_predict`` the query outputs
 of adapted copies for many tasks at once, leaving the model unchanged. BatchNorm behaviour at
 meta-test time is non-transductive unless ``transductive=True`` (see ``smallml.meta.adapt``).
+
+Return convention: a procedure that trains the model in place returns a result dataclass of
+what it recorded (``reptile`` -> ``ReptileResult``); one that leaves the model unchanged returns
+what it made: an adapted copy (``adapt``) or, per task, the query outputs of the adapted copy
+(``adapt_and_predict``: a list of tensors ``(num_queries, ...)``).
 """
 
 from smallml.meta.adapt import NON_TRANSDUCTIVE, TRANSDUCTIVE, adapt, adapt_and_predict

@@ -96,7 +96,7 @@ def reptile(
         ``ReptileResult`` with the outer step sizes and inner losses per meta-iteration.
 
     Example:
-        >>> tasks = FewShotTasks(images, labels, ways=5, shots=10, queries=0, seed=0)
+        >>> tasks = FewShotTasks(images, labels, ways=5, shots=10, queries=0, random_state=0)
         >>> result = reptile(model, tasks, meta_iterations=1000, meta_batch_size=5,
         ...                  inner_steps=5, inner_lr=0.1, meta_lr=1.0, meta_lr_final=0.0)
     """

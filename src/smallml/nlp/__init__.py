@@ -5,9 +5,20 @@ a small BERT trained from scratch with a WordPiece tokenizer built on the corpus
 (``train_wordpiece_tokenizer`` + ``small_masked_lm``). Shared contract: batches are dicts of
 ``(B, L)`` tensors ``input_ids``, ``attention_mask`` and ``labels`` (-100 where no prediction
 is scored); training masks come from transformers' ``DataCollatorForLanguageModeling``
-(``masked_lm_collator``), evaluation masks are drawn once from a seed
+(``masked_lm_collator``), evaluation masks are drawn once from ``random_state``
 (``fixed_evaluation_masks``), so perplexity compares across epochs and runs.
+
+Return convention: data come as ``Dataset``s (``TokenizedTexts``, ``FixedMasks``) and
+collators; step functions return ``(loss, {name: float})`` as ``smallml.lab.engine.fit``
+expects; score functions return per-text tensors ``(B,)`` in a dict, and metric functions plain
+floats. Randomness comes from ``random_state`` (an int, a ``torch.Generator`` or None; ``seed=``
+is a deprecated alias until the next release).
 """
+
+from smallml._utils.extras import MissingExtraError, missing_modules
+
+if missing_modules("nlp"):  # transformers is imported lazily: say now what is missing
+    raise MissingExtraError("nlp", "smallml.nlp")
 
 from smallml.nlp.fill_mask import fill_mask
 from smallml.nlp.loading import load_masked_lm

@@ -7,9 +7,9 @@ Pieces for fine-tuning any ``transformers`` masked LM (``BertForMaskedLM``, ``Di
 - ``tokenize_texts``: texts to training examples; ``masked_lm_collator`` masks them anew in
   every batch with transformers' ``DataCollatorForLanguageModeling`` (15% of the tokens; of
   those 80% become ``[MASK]``, 10% a random token, 10% stay; special tokens never);
-- ``fixed_evaluation_masks``: the same masking drawn **once** from a seed, so perplexity and
-  masked-token accuracy compare across epochs, runs and models (masks that change every
-  evaluation add their own noise to the curve);
+- ``fixed_evaluation_masks``: the same masking drawn **once** from ``random_state``, so
+  perplexity and masked-token accuracy compare across epochs, runs and models (masks that change
+  every evaluation add their own noise to the curve);
 - ``masked_lm_step`` (training loss) and ``masked_lm_scores`` / ``masked_lm_metrics``
   (per-text sums, then loss, perplexity and accuracy over all masked tokens).
 
@@ -29,6 +29,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from smallml._utils.checks import check_number
+from smallml._utils.deprecation import renamed_argument
+from smallml._utils.randomness import TorchRandomState, seed_from
 
 IGNORE_INDEX = -100  # label of positions without a prediction target (transformers' convention)
 
@@ -109,16 +111,27 @@ def tokenize_texts(
     return TokenizedTexts([{"input_ids": ids} for ids in encoded["input_ids"]])
 
 
-def masked_lm_collator(tokenizer: Any, *, mlm_probability: float = 0.15, seed: int | None = None):
+@renamed_argument("seed", "random_state")
+def masked_lm_collator(
+    tokenizer: Any, *, mlm_probability: float = 0.15, random_state: TorchRandomState = None
+):
     """transformers' ``DataCollatorForLanguageModeling``: pads a list of examples and masks it.
 
     ``mlm_probability`` of the non-special tokens become targets; of those 80% are replaced by
-    ``[MASK]``, 10% by a random token and 10% kept. Draws use the global torch generator, or
-    the collator's own one when ``seed`` is given.
+    ``[MASK]``, 10% by a random token and 10% kept.
+
+    Args:
+        tokenizer: the tokenizer that pads and gives the mask token.
+        mlm_probability: share of the non-special tokens that become targets, in (0, 1].
+        random_state: None draws from the global torch generator (seeded by the training
+            run); an int gives the collator a generator of its own seeded with it; a
+            ``torch.Generator`` gives it one seeded by a draw from that generator (``seed=`` is
+            a deprecated alias).
     """
     from transformers import DataCollatorForLanguageModeling
 
     check_number("mlm_probability", mlm_probability, low=0.0, high=1.0, low_inclusive=False)
+    seed = seed_from(random_state)
     extra: dict[str, Any] = {} if seed is None else {"seed": seed}
     return DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability, **extra)
 
@@ -141,26 +154,33 @@ class FixedMasks(Dataset):
         return int((self.tensors["labels"] != IGNORE_INDEX).sum())
 
 
+@renamed_argument("seed", "random_state")
 def fixed_evaluation_masks(
     tokenizer: Any,
     texts: Sequence[str] | TokenizedTexts,
     *,
     max_length: int | None = None,
     mlm_probability: float = 0.15,
-    seed: int = 0,
+    random_state: TorchRandomState = 0,
 ) -> FixedMasks:
-    """Mask evaluation texts once with the training collator's rule, from ``seed``.
+    """Mask evaluation texts once with the training collator's rule, from ``random_state``.
 
-    The same ``seed`` gives the same masks on every call, whatever the global random state
-    (which is left untouched), so scores compare across epochs, runs and models.
+    The same int ``random_state`` gives the same masks on every call, whatever the global
+    random state (which is left untouched), so scores compare across epochs, runs and models.
+    A ``torch.Generator`` gives masks seeded by one draw from it; None fresh masks (``seed=`` is
+    a deprecated alias).
     """
     if isinstance(texts, TokenizedTexts):
         examples = texts
     else:
         examples = tokenize_texts(tokenizer, texts, max_length=max_length)
+    seed = seed_from(random_state)
     collator = masked_lm_collator(tokenizer, mlm_probability=mlm_probability)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        if seed is None:
+            torch.seed()  # nondeterministic, and undone with the fork
+        else:
+            torch.manual_seed(seed)
         batch = collator(list(examples.examples))
     return FixedMasks({k: batch[k] for k in ("input_ids", "attention_mask", "labels")})
 

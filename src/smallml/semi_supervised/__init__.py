@@ -1,5 +1,14 @@
 """Semi-supervised learning: estimators that use unlabeled samples (``-1`` labels) and losses
-computed on unlabeled data."""
+computed on unlabeled data.
+
+Return convention: estimators are scikit-learn's: ``fit(X, y)`` takes class labels ``>= 0``
+(negative labels other than ``-1`` are refused), ``-1`` marking an unlabeled sample, and
+returns ``self``; what was learned ends in ``_``; ``predict`` returns labels in the dtype of
+``y`` (bool labels come back as bool). Evaluation against hidden labels is the caller's: the
+estimators keep what it needs (``SelfTrainingClassifier.first_pass_transduction_``). Losses
+are functions with a module twin returning a scalar (``reduction="mean"``, or ``"sum"``) or
+the per-sample losses (``reduction="none"``). Randomness comes from ``random_state``.
+"""
 
 from smallml.semi_supervised.cluster_then_label import ClusterThenLabel
 from smallml.semi_supervised.consistency_loss import ConsistencyLoss, consistency_loss
@@ -8,6 +17,7 @@ from smallml.semi_supervised.mutual_exclusivity_loss import (
     mutual_exclusivity_loss,
 )
 from smallml.semi_supervised.self_training import SelfTrainingClassifier
+from smallml.semi_supervised.semi_supervised_step import SemiSupervisedStep, sigmoid_rampup
 from smallml.semi_supervised.stability_loss import StabilityLoss, stability_loss
 
 __all__: list[str] = [
@@ -15,8 +25,10 @@ __all__: list[str] = [
     "ConsistencyLoss",
     "MutualExclusivityLoss",
     "SelfTrainingClassifier",
+    "SemiSupervisedStep",
     "StabilityLoss",
     "consistency_loss",
     "mutual_exclusivity_loss",
+    "sigmoid_rampup",
     "stability_loss",
 ]

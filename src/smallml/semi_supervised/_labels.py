@@ -21,9 +21,10 @@ class SemiSupervisedTarget:
 
     Attributes:
         labeled_mask: ``(N,)`` True where the sample has a class label.
-        classes: ``(C,)`` sorted class labels (``-1`` excluded).
+        classes: ``(C,)`` sorted class labels (``-1`` excluded), in the dtype of ``y`` (bool
+            labels stay bool, as in scikit-learn).
         class_index: ``(N,)`` position of each label in ``classes``; ``-1`` for unlabeled.
-        y: ``(N,)`` the labels as int64.
+        y: ``(N,)`` the labels as given, dtype kept.
     """
 
     labeled_mask: np.ndarray
@@ -33,11 +34,13 @@ class SemiSupervisedTarget:
 
 
 def check_semi_supervised_target(y: np.ndarray) -> SemiSupervisedTarget:
-    """Check a 1-d ``y`` of integer labels with ``-1`` for unlabeled samples.
+    """Check a 1-d ``y`` of integer class labels ``>= 0``, with ``-1`` for unlabeled samples.
+
+    Integer, boolean and integral float labels are accepted and keep their dtype.
 
     Raises:
         ValueError: labels that are not integers (strings, fractional or continuous values),
-            or no labeled sample at all.
+            negative labels other than ``-1``, or no labeled sample at all.
     """
     y = np.asarray(y)
     integral = y.dtype.kind in "iub"
@@ -57,8 +60,15 @@ def check_semi_supervised_target(y: np.ndarray) -> SemiSupervisedTarget:
             "y must hold integer class labels, with -1 marking unlabeled samples; got "
             f"{example!r} of dtype {y.dtype}{kind}"
         )
-    y = y.astype(np.int64)
-    labeled_mask = y != UNLABELED
+    as_int = y.astype(np.int64)
+    negative = np.flatnonzero((as_int < 0) & (as_int != UNLABELED))
+    if negative.size:
+        values = sorted(set(as_int[negative].tolist()))
+        raise ValueError(
+            f"y must hold class labels >= 0, with -1 (only) marking unlabeled samples; got "
+            f"{values[:5]} at {negative.size} sample(s), first at index {int(negative[0])}"
+        )
+    labeled_mask = as_int != UNLABELED
     if not labeled_mask.any():
         raise ValueError(
             "y has no labeled sample: every one of its "

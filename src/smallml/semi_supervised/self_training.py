@@ -20,6 +20,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from smallml._utils.checks import check_number
+from smallml._utils.deprecation import deprecation_warning
 from smallml.semi_supervised._labels import (
     UNLABELED,
     check_semi_supervised_target,
@@ -76,10 +77,16 @@ class SelfTrainingClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         labeled_iter_: ``(N,)`` round in which each sample got its label in the final pass: 0
             for labeled samples, ``r`` for a pseudo-label of round ``r``, ``-1`` if none.
         history_: one dict per round of the first pass (of the only pass without validation),
-            round 0 first: ``round``, ``val_accuracy`` (NaN without validation), ``num_added``,
-            ``num_pseudo_labeled`` (so far), and, when ``fit`` got ``y_true``,
-            ``pseudo_label_accuracy`` of the samples added in the round and
-            ``cumulative_pseudo_label_accuracy`` of all so far (NaN otherwise).
+            round 0 first: ``round``, ``val_accuracy`` (NaN without validation), ``num_added``
+            and ``num_pseudo_labeled`` (so far).
+        first_pass_transduction_: ``(N,)`` labels at the end of the first pass (the pass that
+            chooses the number of rounds; the only one without validation): ``y`` where labeled,
+            the pseudo-label where one was added, ``-1`` elsewhere.
+        first_pass_labeled_iter_: ``(N,)`` round in which each sample got its label in the
+            first pass (0 labeled, ``r`` pseudo-labeled in round ``r``, ``-1`` none, ``-2``
+            held out for validation). With hidden true labels the accuracy of round ``r``'s
+            pseudo-labels is ``mean(first_pass_transduction_[added] == y_true[added])`` with
+            ``added = first_pass_labeled_iter_ == r``.
         best_iter_: the number of rounds kept (rounds of the final pass).
         n_iter_: rounds run in the first pass.
         termination_condition_: why the first pass ended: ``"patience"``, ``"all_labeled"``
@@ -93,7 +100,7 @@ class SelfTrainingClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         >>> y_semi = np.where(np.arange(len(y)) % 20 == 0, y, -1)  # 5% labeled
         >>> base = LogisticRegression(C=10, class_weight="balanced", max_iter=1000)
         >>> model = SelfTrainingClassifier(base, k_best=50, random_state=0)
-        >>> model = model.fit(X / 16, y_semi, y_true=y)
+        >>> model = model.fit(X / 16, y_semi)
         >>> model.history_[0]["round"], len(model.history_) == model.n_iter_ + 1
         (0, True)
     """
@@ -140,9 +147,12 @@ class SelfTrainingClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
 
         Args:
             X: ``(N, D)`` samples (anything ``estimator`` accepts, sparse included).
-            y: ``(N,)`` integer class labels, ``-1`` for an unlabeled sample.
-            y_true: optional ``(N,)`` hidden true labels, used only to report the accuracy of
-                the pseudo-labels in ``history_``; never for training, stopping or choosing.
+            y: ``(N,)`` class labels ``>= 0`` (integers, bools or integral floats; their dtype
+                is kept), ``-1`` for an unlabeled sample.
+            y_true: deprecated, removed in the next release: hidden true labels that added
+                ``pseudo_label_accuracy`` and ``cumulative_pseudo_label_accuracy`` to
+                ``history_``. Score the pseudo-labels from ``first_pass_transduction_`` and
+                ``first_pass_labeled_iter_`` instead.
 
         Returns:
             self
@@ -153,6 +163,10 @@ class SelfTrainingClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
         y = target.y
         self.classes_ = target.classes
         if y_true is not None:
+            deprecation_warning(
+                "SelfTrainingClassifier.fit(): y_true is deprecated; score the pseudo-labels "
+                "from first_pass_transduction_ and first_pass_labeled_iter_ instead.",
+            )
             y_true = np.asarray(y_true)
             if y_true.shape != y.shape:
                 raise ValueError(f"y_true must have the shape of y, {y.shape}; got {y_true.shape}")
@@ -166,7 +180,7 @@ class SelfTrainingClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
             check_random_state(self.random_state),
         )
         # first pass: the number of rounds, chosen on validation (or every round without one)
-        run = _Run(self, X, np.where(validation, UNLABELED, y), y_true, exclude=validation)
+        run = _Run(self, X, y, target.labeled_mask, exclude=validation)
         best_round, best_accuracy, rounds_below = 0, -math.inf, 0
         termination = "max_iter"
         while True:
@@ -189,12 +203,16 @@ class SelfTrainingClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
                 termination = "all_labeled"
                 break
         self.history_ = run.history
+        self.first_pass_transduction_ = run.transduction
+        self.first_pass_labeled_iter_ = run.labeled_iter
+        if y_true is not None:
+            _add_pseudo_label_accuracy(self.history_, run.labeled_iter, run.transduction, y_true)
         self.n_iter_ = run.round
         self.termination_condition_ = termination
         self.best_iter_ = best_round
         if validation.any():
             # second pass: every labeled sample, for the kept number of rounds
-            run = _Run(self, X, y, None)
+            run = _Run(self, X, y, target.labeled_mask)
             while run.round < best_round and run.step():
                 pass
         self.estimator_ = run.estimator
@@ -234,11 +252,16 @@ class _Run:
     """One self-training pass: the current model, the labels so far and the per-round history."""
 
     def __init__(
-        self, owner: SelfTrainingClassifier, X, y: np.ndarray, y_true, exclude=None
+        self,
+        owner: SelfTrainingClassifier,
+        X,
+        y: np.ndarray,
+        labeled_mask: np.ndarray,
+        exclude: np.ndarray | None = None,
     ) -> None:
-        self.owner, self.X, self.y_true = owner, X, y_true
-        self.transduction = y.copy()
-        self.labeled_iter = np.where(y != UNLABELED, 0, -1)
+        self.owner, self.X = owner, X
+        self.transduction = y.copy()  # the labels' dtype, so pseudo-labels come back in it
+        self.labeled_iter = np.where(labeled_mask, 0, UNLABELED)
         if exclude is not None:
             self.labeled_iter[exclude] = -2  # held out: neither trained on nor pseudo-labeled
         self.round = 0
@@ -265,25 +288,32 @@ class _Run:
         return True
 
     def record(self, **values: float) -> None:
-        added = (
-            self.labeled_iter == self.round
-            if self.round
-            else np.zeros_like(self.labeled_iter, bool)
+        added = self.labeled_iter == self.round if self.round else np.zeros(0, bool)
+        self.history.append(
+            {
+                "round": self.round,
+                **values,
+                "num_added": int(added.sum()),
+                "num_pseudo_labeled": int((self.labeled_iter > 0).sum()),
+            }
         )
-        pseudo = self.labeled_iter > 0
-        row = {
-            "round": self.round,
-            **values,
-            "num_added": int(added.sum()),
-            "num_pseudo_labeled": int(pseudo.sum()),
-            "pseudo_label_accuracy": math.nan,
-            "cumulative_pseudo_label_accuracy": math.nan,
-        }
-        if self.y_true is not None:
-            for key, mask in (
-                ("pseudo_label_accuracy", added),
-                ("cumulative_pseudo_label_accuracy", pseudo),
-            ):
-                if mask.any():
-                    row[key] = float(np.mean(self.transduction[mask] == self.y_true[mask]))
-        self.history.append(row)
+
+
+def _add_pseudo_label_accuracy(
+    history: list[dict[str, float]],
+    labeled_iter: np.ndarray,
+    transduction: np.ndarray,
+    y_true: np.ndarray,
+) -> None:
+    """The deprecated ``y_true`` columns of ``history_``: accuracy of the pseudo-labels added in
+    each round and of all added so far (NaN where none)."""
+    correct = transduction == y_true
+    for row in history:
+        for key, mask in (
+            ("pseudo_label_accuracy", labeled_iter == row["round"]),
+            (
+                "cumulative_pseudo_label_accuracy",
+                (labeled_iter > 0) & (labeled_iter <= row["round"]),
+            ),
+        ):
+            row[key] = float(correct[mask].mean()) if row["round"] and mask.any() else math.nan

@@ -4,6 +4,10 @@ Shared contract: scikit-learn's. ``TextStatistics`` is a transformer from ``(n_s
 (title, body) texts to ``(n_samples, 9)`` numbers with ``get_feature_names_out``;
 ``feature_importance`` takes an unfitted estimator and numeric ``(n_samples, n_features)`` data,
 fits clones on a split of its own, and returns one ``FeatureImportance`` table.
+
+Return convention: transformers return arrays (scikit-learn's ``transform``); procedures
+return one result dataclass (``FeatureImportance``). Randomness comes from ``random_state``
+(an int, a ``np.random.RandomState`` or None), as in scikit-learn.
 """
 
 from smallml.tabular.feature_importance import (

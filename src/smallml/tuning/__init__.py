@@ -1,4 +1,10 @@
-"""Hyper-parameter tuning procedures."""
+"""Hyper-parameter tuning procedures.
+
+Return convention: a procedure returns one result dataclass of everything it measured and the
+choice it makes from it (``lr_range_test`` -> ``LRRangeTestResult`` with the losses, slopes
+and ``best_lr``), and leaves the model and the global random state as it found them.
+Randomness comes from ``random_state``.
+"""
 
 from smallml.tuning.lr_range_test import OPTIMIZERS, LRRangeTestResult, default_lrs, lr_range_test
 

@@ -17,16 +17,13 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
 from smallml.data import load_docstring_corpus, load_text_csv
-from smallml.lab import engine
-from smallml.lab.experiment import Claim, Preset, RunContext
+from smallml.lab import engine, recipes
+from smallml.lab.experiment import Claim, Preset, RunContext, Summary
 from smallml.nlp import (
     fill_mask,
     fixed_evaluation_masks,
@@ -207,6 +204,38 @@ def _fills(model: torch.nn.Module, tokenizer: Any, examples, top_k: int) -> list
     ]
 
 
+def _fine_tune(
+    cfg: Config, model: torch.nn.Module, train_loader: Any, eval_loader: Any
+) -> engine.History:
+    """AdamW with linear warm-up and decay, gradients clipped at norm 1; held-out perplexity
+    and accuracy on the fixed masks after every epoch (``val_mlm_*`` columns)."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    total = cfg.epochs * len(train_loader)
+    warmup = max(1, int(cfg.warmup_fraction * total))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup))),
+    )
+
+    def add_metrics(epoch: int, row: dict[str, float]) -> None:
+        for name, value in masked_lm_metrics(row, prefix="val_").items():
+            row[f"val_mlm_{name}"] = value
+
+    return engine.fit(
+        model,
+        train_loader,
+        optimizer,
+        epochs=cfg.epochs,
+        step_fn=masked_lm_step,
+        val_loader=eval_loader,
+        eval_fn=masked_lm_scores,
+        scheduler=scheduler,
+        max_grad_norm=1.0,
+        callbacks=[add_metrics],
+        desc="mlm",
+    )
+
+
 def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     train_texts, eval_texts, source = _texts(cfg, ctx)
     ctx.log(f"{len(train_texts)} training and {len(eval_texts)} held-out texts: {source}")
@@ -218,7 +247,7 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
         eval_texts,
         max_length=cfg.max_length,
         mlm_probability=cfg.mlm_probability,
-        seed=cfg.mask_seed,
+        random_state=cfg.mask_seed,
     )
     train_loader = engine.make_loader(
         train_set,
@@ -233,31 +262,7 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     examples = _examples(tokenizer, eval_texts, cfg.num_examples, cfg.max_length)
     fills_before = _fills(model, tokenizer, examples, cfg.top_k)
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    total = cfg.epochs * len(train_loader)
-    warmup = max(1, int(cfg.warmup_fraction * total))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda step: min((step + 1) / warmup, max(0.0, (total - step) / max(1, total - warmup))),
-    )
-
-    def add_metrics(epoch: int, row: dict[str, float]) -> None:
-        for name, value in masked_lm_metrics(row, prefix="val_").items():
-            row[f"val_mlm_{name}"] = value
-
-    history = engine.fit(
-        model,
-        train_loader,
-        optimizer,
-        epochs=cfg.epochs,
-        step_fn=masked_lm_step,
-        val_loader=eval_loader,
-        eval_fn=masked_lm_scores,
-        scheduler=scheduler,
-        max_grad_norm=1.0,
-        callbacks=[add_metrics],
-        desc="mlm",
-    )
+    history = _fine_tune(cfg, model, train_loader, eval_loader)
     model = engine.unwrap(model)
     after = masked_lm_metrics(engine.evaluate(model, eval_loader, eval_fn=masked_lm_scores))
     fills_after = _fills(model, tokenizer, examples, cfg.top_k)
@@ -348,19 +353,20 @@ def _plot_fill_mask(ctx: RunContext, table: list[dict[str, Any]]) -> None:
     )
 
 
-def summarize(cfg: Config, results: list[dict[str, Any]], ctx: RunContext) -> dict[str, float]:
+def summarize(
+    cfg: Config, summary: Summary, results: list[dict[str, Any]], ctx: RunContext
+) -> dict[str, float]:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for key, ax, label in (
         ("val_perplexity_per_epoch", axes[0], "held-out perplexity"),
         ("val_accuracy_per_epoch", axes[1], "held-out masked-token accuracy"),
     ):
         curves = np.array([r[key] for r in results], dtype=float)  # (seeds, epochs + 1)
-        mean = curves.mean(0)
-        spread = curves.std(0, ddof=1) if len(curves) > 1 else np.zeros_like(mean)
         epochs = np.arange(curves.shape[1])
         for curve in curves:
             ax.plot(epochs, curve, color="#ccc", lw=0.8)
-        ax.errorbar(epochs, mean, yerr=spread, fmt="o-", capsize=3, label="mean ± sd over seeds")
+        estimates = recipes.column_estimates(curves)
+        recipes.errorbar(ax, epochs, estimates, fmt="o-", capsize=3, label="mean, 95% interval")
         ax.set(
             xlabel="epoch (0 = before)",
             ylabel=label,
@@ -370,6 +376,7 @@ def summarize(cfg: Config, results: list[dict[str, Any]], ctx: RunContext) -> di
     ctx.savefig(
         fig,
         "held-out-per-epoch",
-        "held-out perplexity and masked-token accuracy per epoch (fixed masks), every seed",
+        "held-out perplexity and masked-token accuracy per epoch (fixed masks): every seed "
+        "(grey) and the mean with its 95% interval over seeds",
     )
     return {}

@@ -1,11 +1,13 @@
 """Carlini-Wagner targeted attack (SEED.md): success, distance, and the price of confidence.
 
-For each seed: the digits CNN of the ``fgsm`` experiment, then the targeted L2 attack on every
-test image, once towards one fixed digit (the seed attacked every image towards "flamingo") and
-once towards a random other digit per image. Measured: targeted success, mean and median L2 of
-the successful examples, and the same for targeted FGSM: its smallest eps whose success reaches
-the attack's, and the L2 its perturbations need there. A kappa sweep shows how a demanded lead
-of the target logit costs distance.
+For each seed: the digits CNN of the ``fgsm`` experiment (``recipes.train_small_cnn``), then
+the targeted L2 attack on every test image, once towards one fixed digit (the seed attacked
+every image towards "flamingo") and once towards a random other digit per image. Measured:
+targeted success, mean and median L2 of the successful examples, and the same for targeted
+FGSM: its smallest eps whose success reaches the attack's, and the L2 its perturbations need
+there. A kappa sweep shows how a demanded lead of the target logit costs distance. With
+``--data`` (an MNIST-format IDX folder such as Fashion-MNIST, or the CIFAR-10 batches) the CNN
+trains on that data set and the "digits" are its classes (``target_digit`` is a class index).
 """
 
 from __future__ import annotations
@@ -13,21 +15,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
 from smallml.attacks import carlini_wagner, fgsm
-from smallml.data import load_digits_images
-from smallml.lab.experiment import Claim, Preset, RunContext
-from smallml.lab.experiments.fgsm import train_digits_cnn
+from smallml.lab import recipes
+from smallml.lab.experiment import Claim, Preset, RunContext, Summary
 
 SYSTEM = "Adversarial Attacks"
 DESCRIPTION = "Carlini-Wagner L2 on a digits CNN: targeted success and L2 vs targeted FGSM, kappa"
-DATA = None
+DATA = recipes.IMAGE_DATA
+DATA_FORMATS = recipes.SOURCES  # what --data may hold (recipes.data_source names)
 
 
 @dataclass
@@ -47,6 +46,12 @@ class Config:
     kappa_samples: int = 30
     num_test: int | None = 100
     num_examples: int = 6
+    # images read from --data (0: all; the digits' splits are smaller than both, so their numbers
+    # do not depend on these); num_test then takes the first of the max_test. Full on
+    # Fashion-MNIST (3 seeds: 15 epochs on 3,000 images, the attack on 300 test images): about
+    # 7.5 CPU-minutes (one seed measured 148 CPU-seconds)
+    max_train: int = 3000
+    max_test: int = 300
 
 
 PRESETS = {
@@ -60,6 +65,8 @@ PRESETS = {
             "kappas": (0.0, 2.0),
             "kappa_samples": 10,
             "fgsm_eps": (0.1, 0.3, 0.6),
+            "max_train": 2000,
+            "max_test": 500,
         },
     ),
     "quick": Preset(seeds=(0,)),
@@ -110,6 +117,7 @@ def _attack(cfg: Config, model: torch.nn.Module, x: torch.Tensor, target: torch.
         steps=cfg.steps,
         lr=cfg.attack_lr,
         binary_search_steps=cfg.binary_search_steps,
+        return_result=True,
     )
 
 
@@ -150,17 +158,64 @@ def _cw_l2_at_success(l2: torch.Tensor, num_samples: int, share: float) -> float
     return float(closest.mean()) if len(closest) >= count else np.nan
 
 
+def _compare_with_fgsm(
+    cfg: Config,
+    ctx: RunContext,
+    name: str,
+    result: Any,
+    num_samples: int,
+    sweep: tuple[np.ndarray, np.ndarray],
+) -> dict[str, Any]:
+    """The attack's success and L2 on one task (``name``: fixed or random targets) next to
+    targeted FGSM's: the eps and L2 FGSM needs for the same success, and the other way round,
+    the L2 each needs at FGSM's best success."""
+    l2 = result.l2[result.success].cpu()
+    success = result.success_rate
+    fgsm_success, fgsm_l2 = sweep
+    eps, matched_l2, reached = _matched_fgsm_l2(cfg.fgsm_eps, fgsm_success, fgsm_l2, success)
+    best = int(np.argmax(fgsm_success))
+    metrics = {
+        f"cw_success_{name}": success,
+        f"cw_mean_l2_{name}": float(l2.mean()) if len(l2) else np.nan,
+        f"cw_median_l2_{name}": float(l2.median()) if len(l2) else np.nan,
+        f"fgsm_eps_at_cw_success_{name}": eps,
+        f"fgsm_l2_at_cw_success_{name}": matched_l2,
+        f"fgsm_reaches_cw_success_{name}": reached,
+        f"fgsm_best_success_{name}": float(fgsm_success[best]),
+        f"fgsm_l2_at_best_success_{name}": float(fgsm_l2[best]),
+        f"cw_l2_at_fgsm_best_success_{name}": _cw_l2_at_success(
+            l2, num_samples, float(fgsm_success[best])
+        ),
+        f"fgsm_success_by_eps_{name}": fgsm_success.tolist(),
+        f"fgsm_l2_by_eps_{name}": fgsm_l2.tolist(),
+    }
+    ctx.log(
+        f"seed {ctx.seed} {name} targets: CW success {success:.3f}, mean L2 "
+        f"{metrics[f'cw_mean_l2_{name}']:.3f}; FGSM reaches it at eps {eps} "
+        f"(L2 {matched_l2:.3f})"
+        + ("" if reached else f" -- never reached; its best is {fgsm_success[best]:.3f}")
+        + f"; at that success FGSM needs L2 {fgsm_l2[best]:.3f}, CW "
+        f"{metrics[f'cw_l2_at_fgsm_best_success_{name}']:.3f}"
+    )
+    return metrics
+
+
 def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
-    model, training = train_digits_cnn(
+    x_train, y_train, x, y = recipes.train_test_images(
+        ctx.data, max_train=cfg.max_train, max_test=cfg.max_test, random_state=ctx.seed
+    )
+    model, training = recipes.train_small_cnn(
+        x_train,
+        y_train,
         width=cfg.width,
         epochs=cfg.epochs,
         batch_size=cfg.batch_size,
         lr=cfg.lr,
         val_fraction=cfg.val_fraction,
-        seed=ctx.seed,
+        random_state=ctx.seed,
+        desc="digits cnn",
     )
     model.to(ctx.device)
-    x, y = load_digits_images(split="test")
     if cfg.num_test is not None:
         x, y = x[: cfg.num_test], y[: cfg.num_test]
     x, y = x.to(ctx.device), y.to(ctx.device)
@@ -179,38 +234,8 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     for name, (inputs, targets) in tasks.items():
         result = _attack(cfg, model, inputs, targets)
         results[name] = (inputs, targets, result)
-        l2 = result.l2[result.success].cpu()
-        success = result.success_rate
-        fgsm_success, fgsm_l2 = _fgsm_sweep(cfg, model, inputs, targets)
-        sweeps[name] = (fgsm_success, fgsm_l2)
-        eps, matched_l2, reached = _matched_fgsm_l2(cfg.fgsm_eps, fgsm_success, fgsm_l2, success)
-        # the other way round: at FGSM's best success, which L2 does each attack need?
-        best = int(np.argmax(fgsm_success))
-        metrics.update(
-            {
-                f"cw_success_{name}": success,
-                f"cw_mean_l2_{name}": float(l2.mean()) if len(l2) else np.nan,
-                f"cw_median_l2_{name}": float(l2.median()) if len(l2) else np.nan,
-                f"fgsm_eps_at_cw_success_{name}": eps,
-                f"fgsm_l2_at_cw_success_{name}": matched_l2,
-                f"fgsm_reaches_cw_success_{name}": reached,
-                f"fgsm_best_success_{name}": float(fgsm_success[best]),
-                f"fgsm_l2_at_best_success_{name}": float(fgsm_l2[best]),
-                f"cw_l2_at_fgsm_best_success_{name}": _cw_l2_at_success(
-                    l2, len(inputs), float(fgsm_success[best])
-                ),
-                f"fgsm_success_by_eps_{name}": fgsm_success.tolist(),
-                f"fgsm_l2_by_eps_{name}": fgsm_l2.tolist(),
-            }
-        )
-        ctx.log(
-            f"seed {ctx.seed} {name} targets: CW success {success:.3f}, mean L2 "
-            f"{metrics[f'cw_mean_l2_{name}']:.3f}; FGSM reaches it at eps {eps} "
-            f"(L2 {matched_l2:.3f})"
-            + ("" if reached else f" -- never reached; its best is {fgsm_success[best]:.3f}")
-            + f"; at that success FGSM needs L2 {fgsm_l2[best]:.3f}, CW "
-            f"{metrics[f'cw_l2_at_fgsm_best_success_{name}']:.3f}"
-        )
+        sweeps[name] = _fgsm_sweep(cfg, model, inputs, targets)
+        metrics |= _compare_with_fgsm(cfg, ctx, name, result, len(inputs), sweeps[name])
 
     # kappa sweep: the first images towards their random targets
     inputs, targets = x[: cfg.kappa_samples], tasks["random"][1][: cfg.kappa_samples]
@@ -245,22 +270,20 @@ def _example_figure(cfg: Config, ctx: RunContext, model: torch.nn.Module, result
             with torch.no_grad():
                 guess = int(model(image[None]).argmax(1))
             ax = axes[row, col]
-            ax.imshow(image[0].cpu().numpy(), cmap="gray", vmin=0, vmax=1)
+            recipes.show_image(ax, image)
             if result is not None:
                 ok = bool(result.success[index])
                 title += f": {guess}, L2 {float(result.l2[index]):.2f}" + ("" if ok else " (fail)")
             else:
                 title += f": {guess}"
             ax.set_title(title, fontsize=7)
-            ax.set_xticks([])
-            ax.set_yticks([])
     axes[0, 0].set_ylabel("fixed target", fontsize=8)
     axes[0, 2].set_ylabel("random target", fontsize=8)
     ctx.savefig(
         fig,
         "examples",
-        f"seed {ctx.seed}: clean test digits and their Carlini-Wagner examples (columns 1-2: "
-        f"towards digit {cfg.target_digit}; 3-4: towards a random digit); title = prediction, L2",
+        f"seed {ctx.seed}: clean test images and their Carlini-Wagner examples (columns 1-2: "
+        f"towards class {cfg.target_digit}; 3-4: towards a random class); title = prediction, L2",
     )
 
 
@@ -296,22 +319,22 @@ def _tradeoff_figure(cfg: Config, ctx: RunContext, metrics: dict, sweeps: dict) 
     )
 
 
-def summarize(cfg: Config, results: list[dict[str, Any]], ctx: RunContext) -> dict[str, float]:
+def summarize(
+    cfg: Config, summary: Summary, results: list[dict[str, Any]], ctx: RunContext
+) -> dict[str, float]:
     fig, ax = plt.subplots(figsize=(6, 4))
-    l2 = np.array([r["kappa_mean_l2"] for r in results], dtype=float)
     success = np.array([r["kappa_success"] for r in results], dtype=float)
-    # a kappa no seed reached has no L2 (NaN): leave its point out
-    counts = np.isfinite(l2).sum(0)
-    mean_l2 = np.where(counts > 0, np.nansum(l2, 0) / np.maximum(counts, 1), np.nan)
-    spread = np.sqrt(np.nansum((l2 - mean_l2) ** 2, 0) / np.maximum(counts, 1))
-    ax.errorbar(cfg.kappas, mean_l2, yerr=spread, fmt="o-", capsize=3)
+    # over the seeds that reached a kappa: a kappa no seed reached has no L2 (NaN) and no point
+    l2 = recipes.column_estimates(r["kappa_mean_l2"] for r in results)
+    recipes.errorbar(ax, cfg.kappas, l2, fmt="o-", capsize=3)
     for k, kappa in enumerate(cfg.kappas):
-        if counts[k]:
-            ax.annotate(f"{success[:, k].mean():.0%}", (kappa, mean_l2[k]), fontsize=8)
+        if l2[k].n:
+            ax.annotate(f"{success[:, k].mean():.0%}", (kappa, l2[k].mean), fontsize=8)
     ax.set(xlabel="kappa", ylabel="mean L2 (successful examples)", title="price of confidence")
     ctx.savefig(
         fig,
         "kappa-sweep",
-        "mean L2 of successful Carlini-Wagner examples against kappa over seeds (labels: success)",
+        "mean L2 of successful Carlini-Wagner examples against kappa, mean and 95% interval over "
+        "seeds (labels: success)",
     )
     return {}

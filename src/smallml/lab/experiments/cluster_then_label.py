@@ -1,38 +1,41 @@
 """Semi-supervised clustering (SEED.md): do labels pulling on the clusters beat k-means + vote?
 
-Digits (8x8 pixels, optionally PCA): per seed, the training split is cut into a pool (labeled
-and unlabeled samples) and a validation part; 1%, 2%, 5% and 10% of the pool keep their labels
-(stratified). ``ClusterThenLabel`` runs over an alpha sweep that includes 0 (= k-means + majority
-vote). Alpha is chosen per labeled fraction by mean validation accuracy over the seeds (the
-smallest alpha on ties); the test split is only scored. Next to it: scikit-learn ``KMeans`` +
-majority vote, ``LabelSpreading`` (knn kernel), and logistic regression on the labeled samples.
+Digits (8x8 pixels, optionally PCA), or MNIST / Fashion-MNIST / CIFAR-10 with ``--data``: per seed,
+the training split is cut into a pool (labeled and unlabeled samples) and a validation part; 1%, 2%,
+5% and 10% of the pool keep their labels (stratified). ``ClusterThenLabel`` runs over an alpha sweep
+that includes 0 (= k-means + majority vote). Alpha is chosen per labeled fraction by mean validation
+accuracy over the seeds (the smallest alpha on ties); the test split is only scored. Next to it:
+scikit-learn ``KMeans`` + majority vote, ``LabelSpreading`` (knn kernel), and logistic regression on
+the labeled samples.
+
+With ``--data`` the features are a fixed map of the pixels: a PCA with ``data_pca_components``
+components fitted on the pool's images (their labels unused), and the training split is a random
+subset of ``max_train`` images (per seed), so that the labeled fractions are fractions of a pool of
+``(1 - val_fraction) * max_train`` images (1% of 4,000: 40 labels).
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.cluster import KMeans
-from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import train_test_split
 from sklearn.semi_supervised import LabelSpreading
 
-from smallml.data import load_digits_images, split_labeled
-from smallml.lab.experiment import Claim, Preset, RunContext
-from smallml.lab.stats import interval_arrays, mean_interval
+from smallml.data import split_labeled
+from smallml.lab import recipes
+from smallml.lab.experiment import Claim, Preset, RunContext, Summary
+from smallml.lab.recipes import percent_tag
+from smallml.lab.stats import mean_interval
 from smallml.semi_supervised import ClusterThenLabel
 
 SYSTEM = "Semi-Supervised Clustering (Cluster-Then-Label)"
 DESCRIPTION = "ClusterThenLabel alpha sweep vs k-means + vote, LabelSpreading on 1-10% labels"
-DATA = None
+DATA = "an MNIST-format IDX folder (MNIST, Fashion-MNIST) or the CIFAR-10 python batches"
+DATA_FORMATS = recipes.SOURCES  # what --data may hold (recipes.data_source names)
 
 
 @dataclass
@@ -46,23 +49,33 @@ class Config:
     figure_alpha: float = 0.1  # alpha of the objective figure
     spreading_neighbors: int = 7
     logreg_c: float = 10.0
+    # --data: training / test images read (a random subset drawn by the seed; 0: all) and the
+    # PCA components of the features (0: the raw pixels)
+    max_train: int = 5000
+    max_test: int = 0
+    data_pca_components: int = 50
 
 
 PRESETS = {
     "smoke": Preset(
-        seeds=(0,), config={"fractions": (0.02, 0.1), "alphas": (0.0, 0.1), "max_iter": 20}
+        seeds=(0,),
+        config={
+            "fractions": (0.01, 0.02),
+            "alphas": (0.0, 0.1),
+            "max_iter": 20,
+            "max_train": 2000,
+            "max_test": 500,
+        },
     ),
     "quick": Preset(seeds=(0, 1, 2)),
+    # with --data the same preset: on Fashion-MNIST (5,000 training images, all 10,000 test
+    # images, PCA 50) seed 0 took 9 CPU-s on one core, so the 10 seeds cost about 1.5 CPU-minutes
     "full": Preset(seeds=tuple(range(10))),
 }
 
 
-def _tag(fraction: float) -> str:
-    return f"{round(fraction * 100):g}pct"
-
-
 def _beats_alpha0(s: Any, fraction: float) -> bool:
-    tag = _tag(fraction)
+    tag = percent_tag(fraction)
     return s[f"acc_ctl_best_{tag}"].mean > s[f"acc_ctl_alpha0_{tag}"].mean
 
 
@@ -84,22 +97,6 @@ CLAIMS = (
 )
 
 
-def _digits(cfg: Config, seed: int) -> tuple[np.ndarray, ...]:
-    """Pool, validation and test features and labels (the pool/validation cut follows the seed)."""
-    images, labels = load_digits_images(split="train")
-    test_images, test_labels = load_digits_images(split="test")
-    X = images.reshape(len(images), -1).numpy().astype(np.float64)
-    X_test = test_images.reshape(len(test_images), -1).numpy().astype(np.float64)
-    y, y_test = labels.numpy(), test_labels.numpy()
-    X_pool, X_val, y_pool, y_val = train_test_split(
-        X, y, test_size=cfg.val_fraction, stratify=y, random_state=seed
-    )
-    if cfg.pca_components:
-        pca = PCA(cfg.pca_components, random_state=seed).fit(X_pool)  # unlabeled use only
-        X_pool, X_val, X_test = pca.transform(X_pool), pca.transform(X_val), pca.transform(X_test)
-    return X_pool, y_pool, X_val, y_val, X_test, y_test
-
-
 def _cluster_vote(assignment: np.ndarray, centers: np.ndarray, y_semi: np.ndarray) -> np.ndarray:
     """Majority class of each cluster's labeled members; the nearest labeled cluster otherwise."""
     votes = np.full(len(centers), -1)
@@ -114,21 +111,20 @@ def _cluster_vote(assignment: np.ndarray, centers: np.ndarray, y_semi: np.ndarra
     return votes
 
 
-def _spreading_accuracy(spreading, X_pool, y_semi, X_test, y_test) -> float:
-    """Test accuracy of LabelSpreading. A test sample whose neighbours lie in a part of the knn
-    graph no label reached gets NaN probabilities (0/0) and scikit-learn predicts its first
-    class; that is its behaviour, kept as is, without the warning."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return float(spreading.fit(X_pool, y_semi).score(X_test, y_test))
-
-
 def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
-    X_pool, y_pool, X_val, y_val, X_test, y_test = _digits(cfg, ctx.seed)
+    # pool, validation (chooses alpha) and test features; the pool/validation cut follows the seed
+    X_pool, y_pool, X_val, y_val, X_test, y_test = recipes.image_features(
+        ctx.data,
+        holdout=cfg.val_fraction,
+        pca_components=cfg.pca_components if ctx.data is None else cfg.data_pca_components,
+        random_state=ctx.seed,
+        max_train=cfg.max_train if ctx.data is not None else 0,
+        max_test=cfg.max_test if ctx.data is not None else 0,
+    )
     metrics: dict[str, Any] = {}
     histories = {}
     for fraction in cfg.fractions:
-        tag = _tag(fraction)
+        tag = percent_tag(fraction)
         labeled = split_labeled(y_pool, fraction, random_state=ctx.seed)
         y_semi = np.where(labeled, y_pool, -1)
         val_acc, test_acc, moves = [], [], []
@@ -149,7 +145,7 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
             f"n_labeled_{tag}": int(labeled.sum()),
             f"acc_ctl_alpha0_{tag}": test_acc[cfg.alphas.index(0.0)] if 0.0 in cfg.alphas else None,
             f"acc_kmeans_vote_{tag}": float(np.mean(votes[kmeans.predict(X_test)] == y_test)),
-            f"acc_label_spreading_{tag}": _spreading_accuracy(
+            f"acc_label_spreading_{tag}": recipes.label_spreading_accuracy(
                 spreading, X_pool, y_semi, X_test, y_test
             ),
             f"acc_logreg_{tag}": logreg.fit(X_pool[labeled], y_pool[labeled]).score(X_test, y_test),
@@ -162,10 +158,12 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     return metrics
 
 
-def summarize(cfg: Config, results: list[dict[str, Any]], ctx: RunContext) -> dict[str, Any]:
+def summarize(
+    cfg: Config, summary: Summary, results: list[dict[str, Any]], ctx: RunContext
+) -> dict[str, Any]:
     extra: dict[str, Any] = {}
     for fraction in cfg.fractions:
-        tag = _tag(fraction)
+        tag = percent_tag(fraction)
         val = np.array([r[f"ctl_val_acc_{tag}"] for r in results])  # (seeds, alphas)
         test = np.array([r[f"ctl_test_acc_{tag}"] for r in results])
         best = int(np.flatnonzero(val.mean(axis=0) == val.mean(axis=0).max())[0])
@@ -174,7 +172,7 @@ def summarize(cfg: Config, results: list[dict[str, Any]], ctx: RunContext) -> di
         if 0.0 in cfg.alphas:
             zero = cfg.alphas.index(0.0)
             extra[f"gain_best_vs_alpha0_{tag}"] = mean_interval(test[:, best] - test[:, zero])
-    _plot_accuracy_vs_fraction(cfg, results, extra, ctx)
+    _plot_accuracy_vs_fraction(cfg, summary, extra, ctx)
     _plot_accuracy_vs_alpha(cfg, results, extra, ctx)
     return extra
 
@@ -190,7 +188,7 @@ def _plot_objective(cfg: Config, histories: dict[float, np.ndarray], ctx: RunCon
         shown = history[1:] if len(history) > 2 else history  # the first k-means step dwarfs all
         margin = 0.1 * (shown.max() - shown.min()) + 1e-9
         ax.set_ylim(shown.min() - margin, shown.max() + margin)
-        ax.set(title=f"{_tag(fraction)} labeled", xlabel="iteration", ylabel="objective J")
+        ax.set(title=f"{percent_tag(fraction)} labeled", xlabel="iteration", ylabel="objective J")
     axes[0][0].legend(fontsize=7)
     ctx.savefig(
         fig,
@@ -201,9 +199,11 @@ def _plot_objective(cfg: Config, histories: dict[float, np.ndarray], ctx: RunCon
     )
 
 
-def _method_rows(cfg: Config, results: list[dict[str, Any]], extra: dict[str, Any]):
+def _method_rows(cfg: Config, summary: Summary, extra: dict[str, Any]):
     rows = {
-        "ClusterThenLabel, chosen alpha": [extra[f"acc_ctl_best_{_tag(f)}"] for f in cfg.fractions]
+        "ClusterThenLabel, chosen alpha": [
+            extra[f"acc_ctl_best_{percent_tag(f)}"] for f in cfg.fractions
+        ]
     }
     for label, key in (
         ("ClusterThenLabel, alpha=0", "acc_ctl_alpha0"),
@@ -211,19 +211,18 @@ def _method_rows(cfg: Config, results: list[dict[str, Any]], extra: dict[str, An
         ("LabelSpreading (knn)", "acc_label_spreading"),
         ("LogisticRegression, labeled only", "acc_logreg"),
     ):
-        values = [[r[f"{key}_{_tag(f)}"] for r in results] for f in cfg.fractions]
-        if all(v is not None for column in values for v in column):
-            rows[label] = [mean_interval(column) for column in values]
+        names = [f"{key}_{percent_tag(f)}" for f in cfg.fractions]
+        if all(name in summary for name in names):  # alpha=0 is missing when not swept
+            rows[label] = [summary[name] for name in names]
     return rows
 
 
-def _plot_accuracy_vs_fraction(cfg, results, extra, ctx: RunContext) -> None:
+def _plot_accuracy_vs_fraction(cfg, summary: Summary, extra, ctx: RunContext) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     percent = np.array(cfg.fractions) * 100
-    for offset, (label, estimates) in enumerate(_method_rows(cfg, results, extra).items()):
-        mean, low, high = interval_arrays(estimates)
+    for offset, (label, estimates) in enumerate(_method_rows(cfg, summary, extra).items()):
         x = percent * (1 + 0.03 * (offset - 2))  # spread the error bars apart
-        ax.errorbar(x, mean, yerr=[mean - low, high - mean], marker="o", capsize=3, label=label)
+        recipes.errorbar(ax, x, estimates, marker="o", capsize=3, label=label)
     ax.set(xscale="log", xlabel="labeled share of the pool (%)", ylabel="test accuracy")
     ax.set_xticks(percent, [f"{p:g}" for p in percent])
     ax.legend(fontsize=8)
@@ -238,12 +237,11 @@ def _plot_accuracy_vs_alpha(cfg, results, extra, ctx: RunContext) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     positions = np.arange(len(cfg.alphas))
     for fraction in cfg.fractions:
-        tag = _tag(fraction)
-        test = np.array([r[f"ctl_test_acc_{tag}"] for r in results])
-        estimates = [mean_interval(test[:, i]) for i in positions]
-        mean, low, high = interval_arrays(estimates)
+        tag = percent_tag(fraction)
+        estimates = recipes.column_estimates(r[f"ctl_test_acc_{tag}"] for r in results)
+        mean = np.array([e.mean for e in estimates])
         (line,) = ax.plot(positions, mean, "o-", label=f"{tag} labeled")
-        ax.fill_between(positions, low, high, alpha=0.15, color=line.get_color())
+        recipes.band(ax, positions, estimates, alpha=0.15, color=line.get_color())
         chosen = cfg.alphas.index(extra[f"best_alpha_{tag}"])
         ax.plot(positions[chosen], mean[chosen], "*", ms=14, color=line.get_color())
     ax.set_xticks(positions, [f"{a:g}" for a in cfg.alphas])

@@ -3,30 +3,24 @@
 For each seed: a small CNN on the digits, one range test from its initial weights (every
 candidate from the same checkpoint, same batches, least-squares slope), the naive pick (largest
 drop from the first to the last batch loss), and the truth: the same initial weights trained with
-every candidate for a few epochs through ``engine.fit``, scored by validation loss.
+every candidate for a few epochs through ``engine.fit``, scored by validation loss. The problem
+and the truth come from ``recipes.lr_range_problem`` and ``recipes.trained_val_losses``, which
+``benchmarks/bench_lr_range_test.py`` shares.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 import torch.nn.functional as F
 
-from smallml.data import load_digits_images
-from smallml.lab import engine
-from smallml.lab.experiment import Claim, Preset, RunContext
-from smallml.models import SmallCNN
-from smallml.tuning import OPTIMIZERS, lr_range_test
+from smallml.lab import recipes
+from smallml.lab.experiment import Claim, Preset, RunContext, Summary
+from smallml.tuning import lr_range_test
 
 SYSTEM = "Learning Rate Range Test"
 DESCRIPTION = "slope-based learning-rate pick vs the naive first/last rule vs the trained truth"
@@ -78,95 +72,18 @@ CLAIMS = (
 )
 
 
-@dataclass
-class Problem:
-    """One seed's model (at its initial weights) and data."""
-
-    model: torch.nn.Module
-    initial: dict[str, torch.Tensor]
-    train_images: torch.Tensor
-    train_labels: torch.Tensor
-    train: torch.utils.data.DataLoader
-    val: torch.utils.data.DataLoader
-
-
-def make_problem(cfg: Config, seed: int, device: torch.device) -> Problem:
-    """The digits' train split divided into train/validation by ``seed``, and a fresh CNN."""
-    images, labels = load_digits_images(split="train")
-    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
-    num_val = int(cfg.val_fraction * len(labels))
-    val, train = order[:num_val], order[num_val:]
-    torch.manual_seed(seed)
-    model = SmallCNN(1, 10, width=cfg.width).to(device)
-    return Problem(
-        model=model,
-        initial={k: v.clone() for k, v in model.state_dict().items()},
-        train_images=images[train],
-        train_labels=labels[train],
-        train=engine.make_loader(
-            images[train],
-            labels[train],
-            batch_size=cfg.batch_size,
-            shuffle=True,
-            seed=seed,
-            drop_last=True,
-        ),
-        val=engine.make_loader(images[val], labels[val], batch_size=256),
-    )
-
-
-def batch_stream(problem: Problem) -> Iterator[Any]:
-    """The training batches, epoch after epoch (a range test may want more than one epoch)."""
-    return itertools.chain.from_iterable(itertools.repeat(problem.train))
-
-
-def optimizer_for(cfg: Config, model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
-    return OPTIMIZERS[cfg.optimizer]([p for p in model.parameters() if p.requires_grad], lr)
-
-
-def trained_val_losses(cfg: Config, problem: Problem, seed: int) -> list[float]:
-    """The truth: train from the initial weights with every candidate through ``engine.fit``.
-
-    Each candidate trains ``truth_repeats`` times (different batch orders, same initial weights)
-    for ``truth_epochs`` epochs; a training counts its best validation loss over the epochs (as
-    early stopping would keep it), inf if it diverged; the candidate's score is the mean over the
-    repeats, so that near-ties are not decided by one lucky ordering.
-    """
-    losses = []
-    for lr in cfg.lrs:
-        scores = []
-        for repeat in range(cfg.truth_repeats):
-            problem.model.load_state_dict(problem.initial)
-            engine.seed_everything(seed * 1000 + repeat)
-            loader = engine.make_loader(
-                problem.train_images,
-                problem.train_labels,
-                batch_size=cfg.batch_size,
-                shuffle=True,
-                seed=seed * 1000 + repeat,
-                drop_last=True,
-            )
-            history = engine.fit(
-                problem.model,
-                loader,
-                optimizer_for(cfg, problem.model, lr),
-                epochs=cfg.truth_epochs,
-                val_loader=problem.val,
-                desc=f"lr {lr:.0e}",
-            )
-            finite = [v for v in history.column("val_loss") if math.isfinite(v)]
-            scores.append(min(finite) if finite else math.inf)
-        losses.append(float(np.mean(scores)))
-    problem.model.load_state_dict(problem.initial)
-    return losses
-
-
 def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
-    problem = make_problem(cfg, ctx.seed, ctx.device)
+    problem = recipes.lr_range_problem(
+        width=cfg.width,
+        batch_size=cfg.batch_size,
+        val_fraction=cfg.val_fraction,
+        seed=ctx.seed,
+        device=ctx.device,
+    )
     result = lr_range_test(
         problem.model,
         F.cross_entropy,
-        batch_stream(problem),
+        recipes.batch_stream(problem),
         lrs=cfg.lrs,
         num_batches=cfg.num_batches,
         optimizer=cfg.optimizer,
@@ -174,7 +91,15 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
         random_state=ctx.seed,
     )
     ctx.log(result.message)
-    val_losses = trained_val_losses(cfg, problem, ctx.seed)
+    val_losses = recipes.trained_val_losses(
+        problem,
+        lrs=cfg.lrs,
+        optimizer=cfg.optimizer,
+        epochs=cfg.truth_epochs,
+        repeats=cfg.truth_repeats,
+        batch_size=cfg.batch_size,
+        seed=ctx.seed,
+    )
     truth = int(np.argmin(val_losses))
     slope, naive = result.best_index, result.naive_index
 
@@ -208,7 +133,9 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     }
 
 
-def summarize(cfg: Config, results: list[dict[str, Any]], ctx: RunContext) -> dict[str, float]:
+def summarize(
+    cfg: Config, summary: Summary, results: list[dict[str, Any]], ctx: RunContext
+) -> dict[str, float]:
     grid = np.arange(len(cfg.lrs))
     labels = [f"{lr:.0e}" for lr in cfg.lrs]
     fig, ax = plt.subplots(figsize=(8, 4.5))

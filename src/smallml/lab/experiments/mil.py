@@ -5,7 +5,9 @@ hold a "2"; only bag labels are used for training. For 50, 100, 200 and 500 trai
 same small CNN feature extractor is trained with four poolings: attention and gated attention
 (Ilse et al. 2018, ``AttentionMIL``), and mean and max pooling of the embeddings
 (``PoolingMIL``), for a fixed number of optimizer steps through ``engine.fit``. Training bags are
-drawn from the digits' train split, test bags from the test split (no image is shared).
+drawn from the digits' train split, test bags from the test split (no image is shared). With
+``--data`` (an MNIST-format IDX folder such as Fashion-MNIST, or the CIFAR-10 batches) the bags
+hold that data set's images and ``positive_class`` is one of its classes.
 
 Reported per pooling and training-set size: bag accuracy and bag AUC on the test bags, and the
 instance AUC of the pooling weights against the hidden instance labels, over every instance of
@@ -19,12 +21,9 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -32,17 +31,17 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
-from smallml.data import Bags, collate_bags, load_digits_images, load_mnist, make_bags
-from smallml.lab import engine
-from smallml.lab.experiment import Claim, Preset, RunContext
-from smallml.lab.stats import mean_interval
+from smallml.data import Bags, collate_bags, make_bags
+from smallml.lab import engine, recipes
+from smallml.lab.experiment import Claim, Preset, RunContext, Summary
 from smallml.models import AttentionMIL, PoolingMIL, SmallCNN
 
 SYSTEM = "Multiple Instance Learning"
 DESCRIPTION = (
     "attention MIL on digit bags: bag AUC and instance AUC of attention vs mean/max pooling"
 )
-DATA = "an MNIST IDX folder (train bags from its train split, test bags from its test split)"
+DATA = f"{recipes.IMAGE_DATA} (train bags from its train split, test bags from its test split)"
+DATA_FORMATS = recipes.SOURCES  # what --data may hold (recipes.data_source names)
 
 POOLINGS = ("attention", "gated", "mean", "max")
 
@@ -63,15 +62,30 @@ class Config:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     figure_bags: int = 6
+    # --data only: images read per split (0: all; a seeded subset, the same for every seed; the
+    # cost is set by steps, not by these) and the CNN width (0: width). Full on Fashion-MNIST
+    # (3 seeds x 4 bag counts x 4 poolings x 300 steps of 8 bags of ~10 images at width 8):
+    # about 7 CPU-minutes (one seed measured 132 CPU-seconds; width 16 costs about twice that)
+    max_train: int = 0
+    max_test: int = 0
+    data_width: int = 0
 
 
 PRESETS = {
     "smoke": Preset(
         seeds=(0,),
-        config={"train_bags": (20,), "test_bags": 20, "steps": 6, "width": 4, "hidden_dim": 8},
+        config={
+            "train_bags": (200,),
+            "test_bags": 20,
+            "steps": 6,
+            "width": 4,
+            "hidden_dim": 8,
+            "max_train": 2000,
+            "max_test": 500,
+        },
     ),
     "quick": Preset(seeds=(0,)),
-    "full": Preset(seeds=(0, 1, 2), config={"train_bags": (50, 100, 200, 500)}),
+    "full": Preset(seeds=(0, 1, 2), config={"train_bags": (50, 100, 200, 500), "data_width": 8}),
 }
 
 CLAIMS = (
@@ -85,12 +99,6 @@ CLAIMS = (
         min_seeds=3,
     ),
 )
-
-
-def _images(cfg: Config, ctx: RunContext) -> tuple[torch.Tensor, ...]:
-    if ctx.data is None:
-        return (*load_digits_images(split="train"), *load_digits_images(split="test"))
-    return (*load_mnist(ctx.data, split="train"), *load_mnist(ctx.data, split="test"))
 
 
 def _model(cfg: Config, pooling: str, in_channels: int) -> nn.Module:
@@ -152,7 +160,11 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     for pooling in cfg.poolings:
         if pooling not in POOLINGS:
             raise ValueError(f"poolings must be drawn from {POOLINGS}; got {pooling!r}")
-    train_images, train_labels, test_images, test_labels = _images(cfg, ctx)
+    if ctx.data is not None:
+        cfg = replace(cfg, width=cfg.data_width or cfg.width)
+    train_images, train_labels, test_images, test_labels = recipes.train_test_images(
+        ctx.data, max_train=cfg.max_train, max_test=cfg.max_test
+    )
     bag_args: dict[str, Any] = dict(
         positive_class=cfg.positive_class,
         mean_bag_size=cfg.mean_bag_size,
@@ -161,13 +173,19 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     )
     # a different draw of test bags per seed, always from the held-out test images
     test = make_bags(
-        test_images, test_labels, num_bags=cfg.test_bags, seed=10_000 + ctx.seed, **bag_args
+        test_images,
+        test_labels,
+        num_bags=cfg.test_bags,
+        random_state=10_000 + ctx.seed,
+        **bag_args,
     )
     largest = max(cfg.train_bags)
     shown = 200 if 200 in cfg.train_bags else largest
     metrics: dict[str, Any] = {}
     # the smaller training sets are the first bags of the largest draw (nested sets)
-    full = make_bags(train_images, train_labels, num_bags=largest, seed=ctx.seed, **bag_args)
+    full = make_bags(
+        train_images, train_labels, num_bags=largest, random_state=ctx.seed, **bag_args
+    )
     for count in cfg.train_bags:
         train = _subset(full, count)
         for pooling in cfg.poolings:
@@ -237,7 +255,8 @@ def _attention_figure(
     ax.set_yticks([r * cell_h + gap + height / 2 for r in range(len(rows))])
     ax.set_yticklabels([f"bag {i} (label {int(test.labels[i])})" for i in rows], fontsize=8)
     ax.set_title(
-        f"{pooling} weight of each instance ({count} training bags); red: a hidden 2", fontsize=9
+        f"{pooling} weight of each instance ({count} training bags); red: a positive instance",
+        fontsize=9,
     )
     ctx.savefig(
         fig,
@@ -247,7 +266,9 @@ def _attention_figure(
     )
 
 
-def summarize(cfg: Config, results: list[dict[str, Any]], ctx: RunContext) -> dict[str, float]:
+def summarize(
+    cfg: Config, summary: Summary, results: list[dict[str, Any]], ctx: RunContext
+) -> dict[str, float]:
     counts = np.array(cfg.train_bags)
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
     for ax, metric, label in zip(
@@ -256,17 +277,11 @@ def summarize(cfg: Config, results: list[dict[str, Any]], ctx: RunContext) -> di
         ("bag AUC", "bag accuracy", "instance AUC of the weights"),
     ):
         for pooling in cfg.poolings:
-            estimates = [
-                mean_interval(r[f"{metric}_{pooling}_{count}"] for r in results)
-                for count in cfg.train_bags
-            ]
-            means = np.array([e.mean for e in estimates])
-            ax.plot(counts, means, "-o", ms=4, label=pooling)
-            if all(e.low is not None for e in estimates):
+            estimates = [summary[f"{metric}_{pooling}_{count}"] for count in cfg.train_bags]
+            (line,) = ax.plot(counts, [e.mean for e in estimates], "-o", ms=4, label=pooling)
+            if len(results) > 1:
                 # accuracies and AUCs live in [0, 1]; t intervals over few seeds can leave it
-                lows = np.clip([e.low for e in estimates], 0, 1)
-                highs = np.clip([e.high for e in estimates], 0, 1)
-                ax.fill_between(counts, lows, highs, alpha=0.2)
+                recipes.band(ax, counts, estimates, clip=(0, 1), alpha=0.2, color=line.get_color())
         ax.set(xscale="log", xlabel="training bags", ylabel=label)
         ax.set_xticks(counts, [str(c) for c in counts])
         ax.minorticks_off()

@@ -11,12 +11,10 @@ scenes drawn from held-out digits: mean IoU and Dice over the 11 classes (torchm
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -25,7 +23,7 @@ from torchmetrics.classification import MulticlassF1Score, MulticlassJaccardInde
 
 from smallml.data import make_scenes
 from smallml.lab import engine
-from smallml.lab.experiment import Claim, Preset, RunContext
+from smallml.lab.experiment import Claim, Preset, RunContext, Summary
 from smallml.models import UNet
 
 SYSTEM = "Transfer Learning with U-Net"
@@ -117,11 +115,9 @@ def _scores(model: nn.Module, loader: Any, masks: torch.Tensor) -> dict[str, flo
     return {"miou": float(iou), "dice": float(dice)}
 
 
-def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
-    seed = ctx.seed
-    scene_args: dict[str, Any] = {"canvas_size": cfg.canvas_size, "object_size": cfg.object_size}
-    # pretraining crops and segmentation training scenes from the training digits; test scenes
-    # from the held-out digits
+def _scenes(cfg: Config, seed: int) -> tuple[Any, torch.Tensor, Any, Any]:
+    """Single-digit crops with their classes for pretraining and segmentation scenes for
+    training, all from the training digits; test scenes from the held-out digits."""
     crops = make_scenes(
         cfg.pretrain_crops,
         canvas_size=cfg.crop_size,
@@ -132,64 +128,68 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
             min(cfg.object_size[1], cfg.crop_size),
         ),
         source="train",
-        seed=1000 + seed,
+        random_state=1000 + seed,
     )
     crop_labels = torch.stack([labels[0] - 1 for labels in crops.labels])
-    train = make_scenes(cfg.train_scenes, **scene_args, source="train", seed=2000 + seed)
-    test = make_scenes(cfg.test_scenes, **scene_args, source="test", seed=3000 + seed)
-    test_loader = engine.make_loader(test.images, test.masks, batch_size=64)
+    scene_args: dict[str, Any] = {"canvas_size": cfg.canvas_size, "object_size": cfg.object_size}
+    train = make_scenes(cfg.train_scenes, **scene_args, source="train", random_state=2000 + seed)
+    test = make_scenes(cfg.test_scenes, **scene_args, source="test", random_state=3000 + seed)
+    return crops, crop_labels, train, test
 
-    # 1. pretrain the encoder as a classifier
+
+def _pretrain(
+    cfg: Config, crops: Any, crop_labels: torch.Tensor, seed: int
+) -> tuple[engine.History, dict[str, torch.Tensor]]:
+    """A U-Net's encoder trained as a digit classifier; its training history and weights."""
     pretrained = _unet(cfg)
-    pretrain_history = engine.fit(
+    history = engine.fit(
         _Classifier(pretrained),
         engine.make_loader(crops.images, crop_labels, batch_size=64, shuffle=True, seed=seed),
         torch.optim.Adam(pretrained.parameters(), lr=cfg.pretrain_lr),
         epochs=cfg.pretrain_epochs,
         desc="pretrain",
     )
-    pretrained_encoder = {k: v.detach().clone() for k, v in pretrained.encoder.state_dict().items()}
+    return history, {k: v.detach().clone() for k, v in pretrained.encoder.state_dict().items()}
 
-    # 2. transfer: a fresh U-Net receives the encoder
+
+def _receive_encoder(cfg: Config, encoder: dict[str, torch.Tensor]) -> tuple[UNet, bool]:
+    """A fresh U-Net holding ``encoder``, and whether it holds exactly those tensors and they
+    differ from its own initialisation (the transfer really happened)."""
     transfer = _unet(cfg)
     initial = {k: v.detach().clone() for k, v in transfer.encoder.state_dict().items()}
-    transfer.encoder.load_state_dict(pretrained_encoder)
+    transfer.encoder.load_state_dict(encoder)
     current = transfer.encoder.state_dict()
-    loaded = all(torch.equal(current[k].cpu(), pretrained_encoder[k].cpu()) for k in current)
+    loaded = all(torch.equal(current[k].cpu(), encoder[k].cpu()) for k in current)
     changed = any(
-        not torch.equal(initial[k], pretrained_encoder[k].cpu())
+        not torch.equal(initial[k], encoder[k].cpu())
         for k in current
         if initial[k].is_floating_point()
     )
-    ctx.log(f"seed {seed}: encoder loaded {loaded}, differs from its initialisation {changed}")
+    return transfer, loaded and changed
 
-    def train_loader() -> Any:  # the same batches in the same order for both models
-        return engine.make_loader(
-            train.images, train.masks, batch_size=cfg.batch_size, shuffle=True, seed=seed
-        )
 
-    def scorer(model: nn.Module, name: str) -> Any:
-        def callback(epoch: int, row: dict[str, float]) -> None:
-            for key, value in _scores(model, test_loader, test.masks).items():
-                row[f"{name}_{key}"] = value
-
-        return callback
-
-    # stage 1: decoder only, encoder frozen (BatchNorm statistics fixed too)
+def _fine_tune(
+    cfg: Config,
+    transfer: UNet,
+    encoder: dict[str, torch.Tensor],
+    train_loader: Callable[[], Any],
+    callback: Callable[[int, dict[str, float]], None],
+) -> tuple[engine.History, engine.History, bool]:
+    """Stage 1 trains the decoder with the encoder frozen (BatchNorm statistics too), stage 2
+    end to end with a smaller learning rate for the encoder. Returns both histories and whether
+    stage 1 left the encoder untouched."""
     transfer.freeze_encoder()
     stage1 = engine.fit(
         transfer,
         train_loader(),
         torch.optim.Adam(transfer.param_groups(encoder_lr=0.0, decoder_lr=cfg.lr)),
         epochs=cfg.stage1_epochs,
-        callbacks=[scorer(transfer, "test")],
+        callbacks=[callback],
         desc="stage 1",
     )
     frozen_unchanged = all(
-        torch.equal(v.cpu(), pretrained_encoder[k].cpu())
-        for k, v in transfer.encoder.state_dict().items()
+        torch.equal(v.cpu(), encoder[k].cpu()) for k, v in transfer.encoder.state_dict().items()
     )
-    # stage 2: end to end, the pretrained encoder with a smaller learning rate
     transfer.unfreeze_encoder()
     stage2 = engine.fit(
         transfer,
@@ -198,8 +198,34 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
             transfer.param_groups(encoder_lr=cfg.lr * cfg.encoder_lr_factor, decoder_lr=cfg.lr)
         ),
         epochs=cfg.stage2_epochs,
-        callbacks=[scorer(transfer, "test")],
+        callbacks=[callback],
         desc="stage 2",
+    )
+    return stage1, stage2, frozen_unchanged
+
+
+def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
+    seed = ctx.seed
+    crops, crop_labels, train, test = _scenes(cfg, seed)
+    test_loader = engine.make_loader(test.images, test.masks, batch_size=64)
+
+    def train_loader() -> Any:  # the same batches in the same order for both models
+        return engine.make_loader(
+            train.images, train.masks, batch_size=cfg.batch_size, shuffle=True, seed=seed
+        )
+
+    def scorer(model: nn.Module) -> Callable[[int, dict[str, float]], None]:
+        def callback(epoch: int, row: dict[str, float]) -> None:
+            for key, value in _scores(model, test_loader, test.masks).items():
+                row[f"test_{key}"] = value
+
+        return callback
+
+    pretrain_history, encoder = _pretrain(cfg, crops, crop_labels, seed)
+    transfer, loaded = _receive_encoder(cfg, encoder)
+    ctx.log(f"seed {seed}: encoder loaded and differs from its initialisation: {loaded}")
+    stage1, stage2, frozen_unchanged = _fine_tune(
+        cfg, transfer, encoder, train_loader, scorer(transfer)
     )
     # scratch: same architecture, same batches, same number of steps
     scratch = _unet(cfg)
@@ -208,7 +234,7 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
         train_loader(),
         torch.optim.Adam(scratch.param_groups(encoder_lr=cfg.lr, decoder_lr=cfg.lr)),
         epochs=cfg.stage1_epochs + cfg.stage2_epochs,
-        callbacks=[scorer(scratch, "test")],
+        callbacks=[scorer(scratch)],
         desc="scratch",
     )
 
@@ -235,7 +261,7 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
         "dice_scratch": curves["dice_scratch_curve"][-1],
         "miou_after_stage1": curves["miou_transfer_curve"][cfg.stage1_epochs - 1],
         "pretrain_train_accuracy": pretrain_history.last["train_accuracy"],
-        "encoder_loaded": float(loaded and changed),
+        "encoder_loaded": float(loaded),
         "encoder_unchanged_in_stage1": float(frozen_unchanged),
         "steps_each": int(scratch_history.last["step"]),
         **curves,
@@ -274,7 +300,9 @@ def _plot_masks(ctx: RunContext, test: Any, transfer: nn.Module, scratch: nn.Mod
     )
 
 
-def summarize(cfg: Config, results: list[dict[str, Any]], ctx: RunContext) -> dict[str, float]:
+def summarize(
+    cfg: Config, summary: Summary, results: list[dict[str, Any]], ctx: RunContext
+) -> dict[str, float]:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, metric in zip(axes, ("miou", "dice")):
         for name, colour in (("transfer", "C0"), ("scratch", "C1")):

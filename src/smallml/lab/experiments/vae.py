@@ -7,31 +7,29 @@ reconstruction + KL to ``N(0, I)``, ``smallml.models.vae_loss``). The held-out E
 after every epoch. The latent means of the test images are scored by k-NN accuracy (reference:
 the training images' means) against the majority-class rate, and drawn as a PCA projection;
 the figures add an interpolation between two test images, decoded samples from the prior and the
-KL of every latent dimension (dimensions near 0 are unused by the model).
+KL of every latent dimension (dimensions near 0 are unused by the model). With ``--data`` the
+images are an MNIST-format IDX folder's (MNIST, Fashion-MNIST) or the CIFAR-10 batches'.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from sklearn.decomposition import PCA
 from sklearn.neighbors import KNeighborsClassifier
 
-from smallml.data import load_digits_images, load_mnist
-from smallml.lab import engine
-from smallml.lab.experiment import Claim, Preset, RunContext
+from smallml.lab import engine, recipes
+from smallml.lab.experiment import Claim, Preset, RunContext, Summary
 from smallml.models import VAE, gaussian_kl, vae_loss
 
 SYSTEM = "Autoencoder"
 DESCRIPTION = "VAE trained on the ELBO: latent PCA, interpolation, prior samples, KL per dimension"
-DATA = "an MNIST IDX folder"
+DATA = recipes.IMAGE_DATA
+DATA_FORMATS = recipes.SOURCES  # what --data may hold (recipes.data_source names)
 
 
 @dataclass
@@ -45,28 +43,37 @@ class Config:
     knn_neighbors: int = 5
     interpolate: tuple[int, int] = (7, 4)  # classes of the two end points (the seed's 7 -> 4)
     interpolation_steps: int = 9
-    max_images: int = 10000  # --data: MNIST images per split
     eval_batch_size: int = 512
+    # --data only (the digits' splits are smaller than the caps): images read per split (0: all;
+    # a seeded subset, the same for every seed) and epochs (0: epochs). Full on Fashion-MNIST
+    # (5 seeds x 20 epochs on 4,000 images): about 6 CPU-minutes (one seed of 10 epochs measured
+    # 38 CPU-seconds: ELBO -255 nats, k-NN accuracy 0.79 on the latent means)
+    max_train: int = 4000
+    max_test: int = 1000
+    data_epochs: int = 0
 
 
 PRESETS = {
-    "smoke": Preset(seeds=(0,), config={"epochs": 2, "channels": (8, 16)}),
+    "smoke": Preset(
+        seeds=(0,),
+        config={"epochs": 2, "channels": (8, 16), "max_train": 2000, "max_test": 500},
+    ),
     "quick": Preset(seeds=(0, 1, 2)),
-    "full": Preset(seeds=tuple(range(5)), config={"epochs": 40}),
+    "full": Preset(seeds=tuple(range(5)), config={"epochs": 40, "data_epochs": 20}),
 }
 
 CLAIMS = (
     Claim(
         "the VAE's held-out ELBO improves over training (last epoch above the first, interval "
         "over seeds above zero)",
-        lambda s: s["elbo_gain"].low is not None and s["elbo_gain"].low > 0,
+        lambda s: s["elbo_gain"].above(0),
         ("elbo_gain", "elbo_first_epoch", "elbo_final"),
         min_seeds=5,
     ),
     Claim(
         "the latent means separate classes better than chance: k-NN accuracy on them is above "
         "the majority-class rate (whole interval over seeds)",
-        lambda s: s["knn_accuracy"].low is not None and s["knn_accuracy"].low > s["chance"].mean,
+        lambda s: s["knn_accuracy"].above(s["chance"].mean),
         ("knn_accuracy", "chance"),
         min_seeds=5,
     ),
@@ -74,12 +81,10 @@ CLAIMS = (
 
 
 def load_data(cfg: Config, ctx: RunContext) -> tuple[torch.Tensor, ...]:
+    """The digits, or at most ``max_train`` / ``max_test`` images of the ``--data`` splits."""
     if ctx.data is None:
-        return (*load_digits_images(split="train"), *load_digits_images(split="test"))
-    train = load_mnist(ctx.data, split="train")
-    test = load_mnist(ctx.data, split="test")
-    limit = cfg.max_images
-    return train[0][:limit], train[1][:limit], test[0][:limit], test[1][:limit]
+        return recipes.train_test_images(None)
+    return recipes.train_test_images(ctx.data, max_train=cfg.max_train, max_test=cfg.max_test)
 
 
 def elbo_step(beta: float):
@@ -115,6 +120,8 @@ def latent_means(model: VAE, images: torch.Tensor, batch_size: int) -> torch.Ten
 
 
 def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
+    if ctx.data is not None:
+        cfg = replace(cfg, epochs=cfg.data_epochs or cfg.epochs)
     x_train, y_train, x_test, y_test = load_data(cfg, ctx)
     model = VAE(tuple(x_train.shape[1:]), cfg.latent_dim, channels=cfg.channels)
     loader = engine.make_loader(x_train, batch_size=cfg.batch_size, shuffle=True, seed=ctx.seed)
@@ -223,7 +230,9 @@ def plot_kl(ctx: RunContext, kl_per_dim: torch.Tensor) -> None:
     )
 
 
-def summarize(cfg: Config, results: list[dict[str, Any]], ctx: RunContext) -> dict[str, float]:
+def summarize(
+    cfg: Config, summary: Summary, results: list[dict[str, Any]], ctx: RunContext
+) -> dict[str, float]:
     fig, ax = plt.subplots(figsize=(6, 4))
     for seed, result in zip(ctx.seeds, results):
         curve = result["elbo_curve"]
