@@ -157,3 +157,106 @@ def test_detection_data_subset_and_loader(tmp_path):
     images, targets = next(iter(loader))
     assert [tuple(i.shape) for i in images] == [(3, 16, 16), (3, 24, 32)]
     assert [len(t["labels"]) for t in targets] == [0, 2]
+
+
+# --- resizing keeps boxes inside the image -------------------------------------------------------
+
+_SIDES = [(37, 23), (101, 59), (64, 63)]  # (width, height): sides that round both ways
+_MAX_SIDES = [None, 7, 16, 22, 30, 36, 50, 63, 100]
+
+
+def _inside_and_touching(data, touching):
+    """Every box lies inside its image; the boxes listed in ``touching`` reach the given edges."""
+    for image, target in data:
+        height, width = image.shape[1:]
+        boxes = target["boxes"]
+        assert (boxes[:, :2] >= 0).all() and (boxes[:, 2] <= width).all()
+        assert (boxes[:, 3] <= height).all()
+        for index, edges in touching.items():
+            x1, y1, x2, y2 = boxes[index].tolist()
+            assert ("left" not in edges or x1 == 0) and ("top" not in edges or y1 == 0)
+            assert ("right" not in edges or x2 == width) and ("bottom" not in edges or y2 == height)
+
+
+@pytest.mark.parametrize("max_side", _MAX_SIDES)
+def test_voc_boxes_touching_the_four_edges_stay_inside_at_every_max_side(tmp_path, max_side):
+    for i, (width, height) in enumerate(_SIDES):
+        _image(tmp_path / f"{i}.png", width, height, seed=i)
+        objects = [
+            ("whole", (1, 1, width, height)),  # VOC 1-based inclusive: the whole image
+            ("corner", (width - 4, height - 4, width, height)),  # right and bottom edges
+            ("inner", (3, 5, 11, 13)),
+        ]
+        _voc(tmp_path / f"{i}.xml", f"{i}.png", width, height, objects)
+    data = load_voc(tmp_path, class_names=["whole", "corner", "inner"], max_side=max_side)
+    _inside_and_touching(data, {0: "left top right bottom", 1: "right bottom"})
+    for (image, target), (width, height) in zip(data, _SIDES):
+        new_height, new_width = image.shape[1:]
+        if max_side is not None:
+            assert max(new_width, new_height) == min(max_side, max(width, height))
+        # each axis by its own factor: the inner box scaled by new side / old side
+        expected = [2 * new_width / width, 4 * new_height / height]
+        expected += [11 * new_width / width, 13 * new_height / height]
+        assert torch.allclose(target["boxes"][2], torch.tensor(expected))
+
+
+@pytest.mark.parametrize("max_side", _MAX_SIDES)
+def test_coco_boxes_touching_the_four_edges_stay_inside_at_every_max_side(tmp_path, max_side):
+    images, annotations = [], []
+    for i, (width, height) in enumerate(_SIDES):
+        _image(tmp_path / f"{i}.png", width, height, seed=i)
+        images.append({"id": i, "file_name": f"{i}.png", "width": width, "height": height})
+        for j, bbox in enumerate(([0, 0, width, height], [width - 4.5, height - 2.5, 4.5, 2.5])):
+            annotations.append({"id": 10 * i + j, "image_id": i, "category_id": 1, "bbox": bbox})
+    content = {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "x"}]}
+    (tmp_path / "set.json").write_text(json.dumps(content))
+    data = load_coco(tmp_path / "set.json", max_side=max_side)
+    _inside_and_touching(data, {0: "left top right bottom", 1: "right bottom"})
+
+
+# --- bad files: every error names the file and says what was expected ---------------------------
+
+
+def _coco_without(tmp_path, change):
+    content = _coco(tmp_path)
+    change(content)
+    (tmp_path / "bad.json").write_text(json.dumps(content))
+    return tmp_path / "bad.json"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda c: c["images"][1].pop("file_name"), r"images\[1\] lacks \['file_name'\]"),
+        (lambda c: c["images"][0].pop("id"), r"images\[0\] lacks \['id'\]"),
+        (lambda c: c["annotations"][2].pop("bbox"), r"annotations\[2\] lacks \['bbox'\]"),
+        (lambda c: c["annotations"][0].pop("image_id"), r"annotations\[0\] lacks \['image_id'\]"),
+        (lambda c: c["categories"][1].pop("name"), r"categories\[1\] lacks \['name'\]"),
+        (lambda c: c.update(images={"id": 7}), "'images' holds a dict; expected a list"),
+        (lambda c: c["annotations"].append(3), r"annotations\[3\] is a int"),
+        (lambda c: c["annotations"][0].update(bbox=[1, 2, 3]), r"bbox \[1, 2, 3\]; expected four"),
+        (lambda c: c["annotations"][0].update(bbox="1 2 3 4"), "expected four numbers"),
+    ],
+)
+def test_coco_missing_keys_name_the_file_and_entry(tmp_path, change, message):
+    bad = _coco_without(tmp_path, change)
+    with pytest.raises(ValueError, match=rf"COCO file '.*bad\.json': .*{message}"):
+        load_coco(bad)
+
+
+def test_coco_file_that_is_not_utf8_json(tmp_path):
+    _coco(tmp_path)
+    (tmp_path / "bad.json").write_bytes(b'{"images": [{"file_name": "caf\xe9.jpg"}]}')
+    with pytest.raises(ValueError, match=r"bad\.json' is not valid UTF-8 JSON"):
+        load_coco(tmp_path / "bad.json")
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match=r"bad\.json' holds a JSON list, not an object"):
+        load_coco(tmp_path / "bad.json")
+
+
+def test_truncated_image_is_named(tmp_path):
+    _image(tmp_path / "a.png", 40, 30)
+    _voc(tmp_path / "a.xml", "a.png", 40, 30, [("plastic", (1, 2, 10, 12))])
+    (tmp_path / "a.png").write_bytes((tmp_path / "a.png").read_bytes()[:300])
+    with pytest.raises(ValueError, match=r"image '.*a\.png' cannot be read"):
+        load_voc(tmp_path)

@@ -1,15 +1,24 @@
 """Loaders read tiny files written in the exact published formats."""
 
 import gzip
+import io
 import pickle
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from smallml.data import load_cifar, load_data_pickle, load_image_folder, load_mnist, read_idx
+from smallml.data import (
+    load_cifar,
+    load_data_pickle,
+    load_image_folder,
+    load_mnist,
+    read_idx,
+    resolve_data_path,
+)
 
 
 def _write_idx(path, array, gz=False):
@@ -130,3 +139,206 @@ def test_image_folder(tmp_path):
     )
     gray, _, _ = load_image_folder(tmp_path, image_size=8, channels=1)
     assert gray.shape == (4, 1, 8, 8)
+
+
+# --- bad files: every error names the file and says what was expected ---------------------------
+
+
+def _mnist_folder(tmp_path, images=None, labels=None, gz=True):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(5, 28, 28), dtype=np.uint8) if images is None else images
+    labels = np.array([3, 1, 4, 1, 5], dtype=np.uint8) if labels is None else labels
+    suffix = ".gz" if gz else ""
+    _write_idx(tmp_path / f"train-images-idx3-ubyte{suffix}", images, gz)
+    _write_idx(tmp_path / f"train-labels-idx1-ubyte{suffix}", labels, gz)
+    return (
+        tmp_path / f"train-images-idx3-ubyte{suffix}",
+        tmp_path / f"train-labels-idx1-ubyte{suffix}",
+    )
+
+
+def test_mnist_label_out_of_range_names_the_labels_file(tmp_path):
+    _mnist_folder(tmp_path, labels=np.array([3, 1, 200, 1, 5], dtype=np.uint8))
+    with pytest.raises(ValueError, match=r"train-labels-idx1-ubyte\.gz'.*outside 0\.\.9.*200"):
+        load_mnist(tmp_path)
+    _, y = load_mnist(tmp_path, num_classes=201)  # a data set with more classes says so
+    assert y.tolist() == [3, 1, 200, 1, 5]
+
+
+def test_mnist_label_count_must_match_the_image_count(tmp_path):
+    _mnist_folder(tmp_path, labels=np.array([3, 1, 4, 1], dtype=np.uint8))
+    with pytest.raises(
+        ValueError, match=r"images-idx3-ubyte\.gz' holds 5 images but .*labels-idx1.* holds 4"
+    ):
+        load_mnist(tmp_path)
+
+
+def test_mnist_files_of_the_wrong_kind(tmp_path):
+    image_file, label_file = _mnist_folder(tmp_path)
+    label_file.write_bytes(image_file.read_bytes())  # images where labels belong
+    with pytest.raises(ValueError, match=r"labels-idx1-ubyte\.gz' holds .*expected MNIST labels"):
+        load_mnist(tmp_path)
+
+
+def _idx_bytes(array):
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim)
+    return header + b"".join(struct.pack(">I", n) for n in array.shape) + array.tobytes()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (lambda raw: gzip.compress(raw)[:-20], "damaged or truncated gzip"),  # cut download
+        (lambda raw: gzip.compress(raw)[:5], "damaged or truncated gzip"),
+        (lambda raw: b"<html>Not Found</html>", r"not an IDX file.*starts with 3c 68 74 6d"),
+        (lambda raw: gzip.compress(b"<html>"), r"not an IDX file.*decompressed"),
+        (lambda raw: raw[:-7], r"truncated: .*shape \(5, 28, 28\) \(3920 bytes.*holds 3913"),
+        (lambda raw: raw[:10], r"truncated: its IDX header announces 3 dimensions"),
+        (lambda raw: gzip.compress(raw[:-1]), r"truncated"),
+        (lambda raw: raw + b"\x00\x00", r"2 bytes beyond the shape \(5, 28, 28\)"),
+        (lambda raw: raw[:2] + b"\x07" + raw[3:], "unknown IDX data type 0x07"),
+    ],
+)
+def test_damaged_idx_files_are_named(tmp_path, content, message):
+    images = np.random.default_rng(0).integers(0, 256, size=(5, 28, 28), dtype=np.uint8)
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(content(_idx_bytes(images)))
+    with pytest.raises(ValueError, match=message) as raised:
+        read_idx(path)
+    assert f"'{path}'" in str(raised.value)
+
+
+def test_idx_compression_is_read_from_the_content(tmp_path):
+    images = np.arange(12, dtype=np.uint8).reshape(1, 3, 4)
+    (tmp_path / "plain.gz").write_bytes(_idx_bytes(images))  # decompressed, name kept
+    (tmp_path / "packed").write_bytes(gzip.compress(_idx_bytes(images)))
+    assert np.array_equal(read_idx(tmp_path / "plain.gz"), images)
+    assert np.array_equal(read_idx(tmp_path / "packed"), images)
+
+
+def _cifar10_folder(tmp_path, batches):
+    root = tmp_path / "cifar-10-batches-py"
+    root.mkdir()
+    for i, batch in enumerate(batches, 1):
+        (root / f"data_batch_{i}").write_bytes(pickle.dumps(batch, protocol=2))
+    return root
+
+
+def test_cifar_label_out_of_range_names_the_batch(tmp_path):
+    rng = np.random.default_rng(0)
+    batches = [_cifar_batch(2, b"labels", rng) for _ in range(5)]
+    batches[2][b"labels"] = [4, 12]
+    _cifar10_folder(tmp_path, batches)
+    with pytest.raises(ValueError, match=r"data_batch_3' holds 1 label.*label 12 at index 1"):
+        load_cifar(tmp_path)
+
+
+def test_cifar100_fine_label_100_is_out_of_range(tmp_path):
+    root = tmp_path / "cifar-100-python"
+    root.mkdir()
+    batch = _cifar_batch(3, b"fine_labels", np.random.default_rng(0))
+    batch[b"fine_labels"] = [99, 0, 100]
+    (root / "train").write_bytes(pickle.dumps(batch))
+    with pytest.raises(ValueError, match=r"train' holds 1 label.*outside 0\.\.99"):
+        load_cifar(tmp_path, num_classes=100)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda b: b.update({b"labels": [1, 2, 3]}), "holds 2 images but 3 labels"),
+        (lambda b: b.pop(b"data"), r"not a CIFAR-10 batch: expected a dict with the keys b'data'"),
+        (lambda b: b.update({b"data": np.zeros((2, 100), np.uint8)}), r"shape \(2, 100\)"),
+        (lambda b: b.update({b"labels": ["cat", "dog"]}), "one integer label per image"),
+    ],
+)
+def test_cifar_batches_of_the_wrong_shape(tmp_path, change, message):
+    rng = np.random.default_rng(0)
+    batches = [_cifar_batch(2, b"labels", rng) for _ in range(5)]
+    change(batches[0])
+    _cifar10_folder(tmp_path, batches)
+    with pytest.raises(ValueError, match=f"data_batch_1'.*{message}"):
+        load_cifar(tmp_path)
+
+
+def test_truncated_pickle_is_named(tmp_path):
+    rng = np.random.default_rng(0)
+    batches = [_cifar_batch(2, b"labels", rng) for _ in range(5)]
+    root = _cifar10_folder(tmp_path, batches)
+    full = (root / "data_batch_4").read_bytes()
+    (root / "data_batch_4").write_bytes(full[: len(full) // 2])
+    with pytest.raises(ValueError, match=r"data_batch_4' is not a complete pickle.*truncated"):
+        load_cifar(tmp_path)
+    (root / "data_batch_4").write_text("just some text\n")
+    with pytest.raises(ValueError, match=r"data_batch_4' is not a complete pickle"):
+        load_cifar(tmp_path)
+
+
+def test_a_refused_pickle_names_the_file(tmp_path):
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(pickle.dumps({b"data": _Exploit()}))
+    with pytest.raises(pickle.UnpicklingError, match=r"data_batch_1': refusing .*system"):
+        load_data_pickle(path)
+
+
+def test_cifar_meta_file_must_list_the_classes(tmp_path):
+    rng = np.random.default_rng(0)
+    root = _cifar10_folder(tmp_path, [_cifar_batch(2, b"labels", rng) for _ in range(5)])
+    (root / "batches.meta").write_bytes(pickle.dumps({b"label_names": [b"cat", b"dog"]}))
+    with pytest.raises(ValueError, match=r"batches\.meta' is not the CIFAR-10 meta file"):
+        load_cifar(tmp_path)
+
+
+def test_truncated_or_fake_images_are_named(tmp_path):
+    (tmp_path / "healthy").mkdir()
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 40, 3), np.uint8)).save(
+        buffer, "JPEG"
+    )
+    (tmp_path / "healthy" / "leaf.jpg").write_bytes(buffer.getvalue()[:-200])
+    with pytest.raises(ValueError, match=r"image '.*leaf\.jpg' cannot be read.*truncated"):
+        load_image_folder(tmp_path)
+    (tmp_path / "healthy" / "leaf.jpg").write_text("not an image at all")
+    with pytest.raises(ValueError, match=r"leaf\.jpg' cannot be read.*not an image"):
+        load_image_folder(tmp_path)
+
+
+# --- short names of packaged data sets ---------------------------------------------------------
+
+
+def test_short_name_finds_the_packaged_folder(tmp_path, monkeypatch):
+    from smallml.data import paths
+
+    folder = tmp_path / "usr-share-datasets-fashion-mnist"
+    monkeypatch.setitem(
+        paths.DATA_SETS,
+        "fashion-mnist",
+        paths.DataSetLocation(folder, "sudo apt-get install dataset-fashion-mnist", "IDX files"),
+    )
+    with pytest.raises(FileNotFoundError) as missing:
+        resolve_data_path("fashion-mnist")
+    for part in ("'fashion-mnist' is not installed", str(folder), "apt-get install", "--data"):
+        assert part in str(missing.value)
+    folder.mkdir()
+    _mnist_folder(folder)
+    assert resolve_data_path("fashion-mnist") == folder
+    assert resolve_data_path("Fashion-MNIST") == folder
+    x, y = load_mnist("fashion-mnist")  # the loaders take the short name too
+    assert x.shape == (5, 1, 28, 28) and y.tolist() == [3, 1, 4, 1, 5]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fashion-mnist").mkdir()  # a local folder of that name wins: it is a path
+    assert resolve_data_path("fashion-mnist") == Path("fashion-mnist")
+    assert resolve_data_path(tmp_path / "elsewhere") == tmp_path / "elsewhere"  # left to loaders
+
+
+def test_the_real_debian_folder_when_installed():
+    from smallml.data import paths
+
+    folder = paths.DATA_SETS["fashion-mnist"].folder
+    if not folder.is_dir():
+        with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist"):
+            resolve_data_path("fashion-mnist")
+        pytest.skip(f"{folder} is not installed")
+    assert resolve_data_path("fashion-mnist") == folder
+    _, labels = load_mnist("fashion-mnist", split="test")
+    assert labels.shape == (10000,) and torch.bincount(labels).tolist() == [1000] * 10

@@ -139,3 +139,15 @@ def _pool_size():
     except ValueError as error:
         return int(str(error).split("exceeds the ")[1].split()[0])
     raise AssertionError("expected an error")
+
+
+def test_csv_that_is_not_utf8_names_the_file_and_line(tmp_path):
+    path = tmp_path / "news.csv"
+    rows = "title,text,label\nA,fine,FAKE\nB,caf\u00e9 au lait,REAL\n"
+    path.write_bytes(rows.encode("latin-1"))  # a spreadsheet's export in Latin-1
+    with pytest.raises(ValueError, match=r"news\.csv' is not UTF-8 text: byte 0xe9 on line 3"):
+        load_labeled_text_csv(path)
+    with pytest.raises(ValueError, match=r"news\.csv' is not UTF-8 text.*iconv"):
+        load_text_csv(path, text_column="text")
+    path.write_bytes(rows.encode("utf-8-sig"))  # the same text as UTF-8 (with a BOM) reads
+    assert load_text_csv(path, text_column="text") == ["fine", "caf\u00e9 au lait"]

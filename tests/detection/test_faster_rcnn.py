@@ -24,7 +24,7 @@ def _batch(num_objects=(1, 2), seed=0):
         num_distractors=1,
         object_size=(10, 16),
         style="litter",
-        seed=seed,
+        random_state=seed,
     )
     return list(scenes.images), scenes.targets()
 
@@ -134,6 +134,9 @@ def test_weights_errors(tmp_path):
     torch.save({"a": torch.zeros(1)}, tmp_path / "other.pth")
     with pytest.raises(ValueError, match="not a Faster R-CNN state dict"):
         faster_rcnn(2, weights=tmp_path / "other.pth")
+    (tmp_path / "notes.txt").write_text("these are not weights\n")  # a text file as --model
+    with pytest.raises(ValueError, match=r"Faster R-CNN weights file '.*notes\.txt'"):
+        faster_rcnn(2, weights=tmp_path / "notes.txt")
 
 
 @pytest.mark.parametrize(

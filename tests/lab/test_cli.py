@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 
@@ -45,8 +46,22 @@ def test_bad_set_is_a_one_line_error(capsys, tmp_path, fake):
     assert not (tmp_path / "fake").exists()
 
 
-def test_run_writes_the_run_folder(tmp_path, fake, capsys):
-    code = main(["run", "fake", "--preset", "quick", "--set", "rate=0.7", "--out", str(tmp_path)])
+def test_run_writes_the_run_folder(tmp_path, fake, capsys, monkeypatch):
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.25, 0.5, 0.25))
+    code = main(
+        [
+            "run",
+            "fake",
+            "--preset",
+            "quick",
+            "--set",
+            "rate=0.7",
+            "--set",
+            "sleep=0.25",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     (run,) = _runs(tmp_path, "fake")
     names = {p.name for p in run.iterdir()}
@@ -62,7 +77,9 @@ def test_run_writes_the_run_folder(tmp_path, fake, capsys):
     assert not [n for n in names if n.endswith(".tmp")]
     config = json.loads((run / "config.json").read_text())
     assert config["config"]["rate"] == 0.7 and config["seeds"] == [0, 1]
-    assert config["command"] == "smallml run fake --preset quick --seeds 0,1 --set rate=0.7"
+    assert config["command"] == (
+        "smallml run fake --preset quick --seeds 0,1 --set rate=0.7 --set sleep=0.25"
+    )
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["per_seed"]["1"]["score"] == pytest.approx(0.71)
     assert metrics["per_seed"]["0"]["series"] == [1, 2, 3]
@@ -73,8 +90,11 @@ def test_run_writes_the_run_folder(tmp_path, fake, capsys):
     assert "full" in claims[1]["reason"]
     status = json.loads((run / "status.json").read_text())
     assert status["state"] == "done"
-    # wall time, CPU time of the process and the machine's load, for runs on shared machines
-    assert status["duration_s"] >= 0 and status["cpu_s"] >= 0 and status["load_average"] >= 0
+    # wall time, CPU time of the process and the machine's load, for runs on shared machines:
+    # two seeds sleep 0.25 s each, which takes wall time and no CPU time
+    assert status["duration_s"] >= 0.5
+    assert status["cpu_s"] <= status["duration_s"] - 0.4
+    assert status["load_average"] == 1.25
 
 
 def test_full_preset_judges_and_a_false_claim_shows_false(tmp_path, fake):
@@ -144,6 +164,14 @@ def test_parse_seeds():
     for bad in ("a", "5-2", "", "-1"):
         with pytest.raises(cli.UsageError, match="--seeds"):
             parse_seeds(bad)
+    assert len(parse_seeds(f"0-{cli.MAX_SEEDS - 1}")) == cli.MAX_SEEDS
+    assert parse_seeds(f"{cli.MAX_SEED}") == (cli.MAX_SEED,)
+    # more seeds than the bound, even as a huge range, or a seed past NumPy's reach
+    for bad in (f"0-{cli.MAX_SEEDS}", "0-999999", "0-499,500-1000", f"{cli.MAX_SEED + 1}"):
+        with pytest.raises(cli.UsageError, match="at most"):
+            parse_seeds(bad)
+    # repeated seeds count once
+    assert len(parse_seeds(f"0-{cli.MAX_SEEDS - 1},0-{cli.MAX_SEEDS - 1}")) == cli.MAX_SEEDS
 
 
 def test_report_command(tmp_path, fake, capsys):
@@ -181,7 +209,8 @@ def test_experiment_options_apply_where_the_config_has_the_field(tmp_path, monke
     assert code == 0
     (run,) = (tmp_path / "fake").iterdir()
     config = json.loads((run / "config.json").read_text())
-    assert config["config"]["label"] == "hello" and "--set label=hello" in config["command"]
+    # the flag is recorded as given, so the rerun command uses it too
+    assert config["config"]["label"] == "hello" and config["command"].endswith(" --label hello")
     (other,) = (tmp_path / "positional-encoding").iterdir()
     assert "label" not in json.loads((other / "config.json").read_text())["command"]
     assert main(["run", "positional-encoding", "--label", "x", "--out", str(tmp_path)]) == 2

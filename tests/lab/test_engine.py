@@ -1,3 +1,4 @@
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -84,3 +85,45 @@ def test_make_loader_shuffles_reproducibly():
     first = torch.cat([b[0] for b in engine.make_loader(x, batch_size=5, shuffle=True, seed=3)])
     again = torch.cat([b[0] for b in engine.make_loader(x, batch_size=5, shuffle=True, seed=3)])
     assert torch.equal(first, again) and not torch.equal(first, x)
+
+
+def _poisoned_step(bad_step, poison=float("nan")):
+    """Cross-entropy, plus ``poison`` at the ``bad_step``-th call (counting from 1)."""
+    calls = []
+
+    def step(model, batch):
+        calls.append(1)
+        loss = F.cross_entropy(model(batch[0]), batch[1])
+        return loss + poison if len(calls) == bad_step else loss
+
+    return step
+
+
+def test_a_nan_loss_stops_fit_naming_the_epoch_and_step_before_the_update():
+    x, y = _data(64)
+    model = nn.Linear(4, 2)
+    loader = engine.make_loader(x, y, batch_size=16)  # 4 steps per epoch
+    optimizer = torch.optim.SGD(model.parameters(), 0.1)
+    with pytest.raises(FloatingPointError, match=r"became nan at epoch 2, step 6 \(step 2 of"):
+        engine.fit(model, loader, optimizer, epochs=3, step_fn=_poisoned_step(6))
+    # the NaN step's update was not applied: the weights are finite
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_an_infinite_loss_can_stop_training_instead_of_raising():
+    x, y = _data(64)
+    model = nn.Linear(4, 2)
+    loader = engine.make_loader(x, y, batch_size=16)
+    history = engine.fit(
+        model,
+        loader,
+        torch.optim.SGD(model.parameters(), 0.1),
+        epochs=3,
+        step_fn=_poisoned_step(6, float("inf")),
+        on_nonfinite="stop",
+    )
+    assert history.diverged == {"epoch": 2, "step": 6, "loss": float("inf")}
+    assert len(history.steps) == 5 and len(history.epochs) == 2
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    with pytest.raises(ValueError, match="on_nonfinite"):
+        engine.fit(model, loader, torch.optim.SGD(model.parameters(), 0.1), on_nonfinite="skip")

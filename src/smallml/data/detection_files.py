@@ -28,7 +28,7 @@ import torch
 from torch.utils.data import Dataset
 
 from smallml._utils.checks import check_number
-from smallml.data.files import IMAGE_SUFFIXES, require_path
+from smallml.data.files import IMAGE_SUFFIXES, read_image_file, require_path
 
 Target = dict[str, torch.Tensor]
 
@@ -71,20 +71,38 @@ class DetectionData(Dataset):
         )
 
 
-def _read_image(path: Path, max_side: int | None) -> tuple[torch.Tensor, float]:
+def _read_image(path: Path, max_side: int | None) -> tuple[torch.Tensor, tuple[float, float]]:
     """An RGB image as ``(3, H, W)`` in [0, 1], shrunk so its longer side is at most
-    ``max_side``; also the scale applied to its coordinates."""
+    ``max_side``; also the original ``(width, height)`` its coordinates refer to."""
     from PIL import Image
 
-    with Image.open(path) as opened:
-        image = opened.convert("RGB")
-        scale = 1.0
-        if max_side is not None and max(image.size) > max_side:
-            scale = max_side / max(image.size)
-            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-            image = image.resize(size, Image.Resampling.BILINEAR)
-        array = np.asarray(image, dtype=np.float32) / 255.0
-    return torch.from_numpy(array.transpose(2, 0, 1).copy()), scale
+    image = read_image_file(path, "RGB")
+    original = (float(image.width), float(image.height))
+    if max_side is not None and max(image.size) > max_side:
+        scale = max_side / max(image.size)
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        image = image.resize(size, Image.Resampling.BILINEAR)
+    array = np.asarray(image, dtype=np.float32) / 255.0
+    return torch.from_numpy(array.transpose(2, 0, 1).copy()), original
+
+
+def _rescale(
+    box: Sequence[float], original: tuple[float, float], image: torch.Tensor
+) -> list[float]:
+    """``x1, y1, x2, y2`` in the original image's pixels, in the (resized) ``image``'s pixels.
+
+    Each axis has its own factor (the sides were rounded separately), and ``v * new / old``
+    maps ``old`` to exactly ``new``: a box touching an edge still touches it, never beyond.
+    """
+    width, height = original
+    new_height, new_width = (float(side) for side in image.shape[1:])
+    x1, y1, x2, y2 = box
+    return [
+        x1 * new_width / width,
+        y1 * new_height / height,
+        x2 * new_width / width,
+        y2 * new_height / height,
+    ]
 
 
 def _finish(
@@ -152,8 +170,9 @@ def load_voc(
         class_names: the object classes in label order (label 1 is ``class_names[0]``); an
             object with another name raises an error naming its file. None: the sorted set of
             names found.
-        max_side: shrink images whose longer side is larger to this many pixels (boxes follow);
-            None keeps the original size.
+        max_side: shrink images whose longer side is larger to this many pixels; boxes follow,
+            each axis by its own rounded side's factor, so a box that touches an edge still
+            does. None keeps the original size.
 
     Returns:
         A ``DetectionData`` in file-name order.
@@ -195,7 +214,7 @@ def load_voc(
     label_of = {name: i + 1 for i, name in enumerate(names_in_order)}
     images, all_boxes, all_labels, names = [], [], [], []
     for xml, tree, objects in parsed:
-        image, scale = _read_image(_voc_image(xml, tree, root_dir), max_side)
+        image, original = _read_image(_voc_image(xml, tree, root_dir), max_side)
         boxes, labels = [], []
         for name, (xmin, ymin, xmax, ymax) in objects:
             if name not in label_of:
@@ -204,7 +223,7 @@ def load_voc(
                     f"{', '.join(repr(n) for n in names_in_order)}"
                 )
             corners = [max(xmin - 1, 0.0), max(ymin - 1, 0.0), xmax, ymax]
-            boxes.append([v * scale for v in corners])
+            boxes.append(_rescale(corners, original, image))
             labels.append(label_of[name])
         images.append(image)
         all_boxes.append(boxes)
@@ -216,6 +235,34 @@ def load_voc(
 # --- COCO ----------------------------------------------------------------------------------------
 
 
+_COCO_KEYS = ("images", "annotations", "categories")
+_COCO_ENTRY_KEYS = {
+    "images": ("id", "file_name"),
+    "annotations": ("image_id", "category_id", "bbox"),
+    "categories": ("id", "name"),
+}
+
+
+def _coco_entries(content: dict[str, Any], key: str, file: Path) -> list[dict[str, Any]]:
+    """``content[key]``, checked to be a list of objects that have the keys this loader reads."""
+    entries, required = content[key], _COCO_ENTRY_KEYS[key]
+    if not isinstance(entries, list):
+        raise ValueError(
+            f"COCO file '{file}': '{key}' holds a {type(entries).__name__}; expected a list"
+        )
+    for index, entry in enumerate(entries):
+        lacking = (
+            [name for name in required if name not in entry] if isinstance(entry, dict) else []
+        )
+        if not isinstance(entry, dict) or lacking:
+            problem = f"lacks {lacking}" if lacking else f"is a {type(entry).__name__}"
+            raise ValueError(
+                f"COCO file '{file}': {key}[{index}] {problem}; each entry of '{key}' is an "
+                f"object with {list(required)}"
+            )
+    return entries
+
+
 def load_coco(
     path: str | Path, *, image_root: str | Path | None = None, max_side: int | None = None
 ) -> DetectionData:
@@ -225,27 +272,38 @@ def load_coco(
         path: the ``.json`` file (``images``, ``annotations``, ``categories``).
         image_root: the folder the images' ``file_name`` is relative to; default the JSON's
             folder (or its ``images`` sub-folder when the files are there).
-        max_side: shrink images whose longer side is larger to this many pixels (boxes follow).
+        max_side: shrink images whose longer side is larger to this many pixels (boxes follow,
+            as in ``load_voc``).
 
     Returns:
         A ``DetectionData`` in the order of the file's ``images``; ``class_names`` in category
         id order.
+
+    Raises:
+        ValueError: naming the file: not UTF-8 JSON, a missing key (top level or in an entry,
+            with its index), a bbox that is not four numbers, an unknown image or category id,
+            an unreadable image, or a box outside its image.
     """
     file = require_path(path, "COCO JSON file")
     if max_side is not None:
         check_number("max_side", max_side, low=1, integer=True)
     try:
-        content: dict[str, Any] = json.loads(file.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"COCO file '{file}' is not valid JSON: {error}") from None
-    missing = [key for key in ("images", "annotations", "categories") if key not in content]
+        content = json.loads(file.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"COCO file '{file}' is not valid UTF-8 JSON: {error}") from None
+    if not isinstance(content, dict):
+        raise ValueError(f"COCO file '{file}' holds a JSON {type(content).__name__}, not an object")
+    missing = [key for key in _COCO_KEYS if key not in content]
     if missing:
-        raise ValueError(f"COCO file '{file}' lacks the keys {missing}")
-    categories = sorted(content["categories"], key=lambda c: c["id"])
+        raise ValueError(
+            f"COCO file '{file}' lacks the keys {missing}; a COCO file has {_COCO_KEYS}"
+        )
+    entries = {key: _coco_entries(content, key, file) for key in _COCO_KEYS}
+    categories = sorted(entries["categories"], key=lambda c: c["id"])
     label_of = {c["id"]: i + 1 for i, c in enumerate(categories)}
     root = Path(image_root) if image_root is not None else file.parent
-    per_image: dict[Any, list[dict[str, Any]]] = {image["id"]: [] for image in content["images"]}
-    for annotation in content["annotations"]:
+    per_image: dict[Any, list[dict[str, Any]]] = {image["id"]: [] for image in entries["images"]}
+    for annotation in entries["annotations"]:
         if annotation.get("iscrowd", 0):
             continue
         if annotation["image_id"] not in per_image:
@@ -258,9 +316,16 @@ def load_coco(
                 f"COCO file '{file}': annotation {annotation.get('id')} has category_id "
                 f"{annotation['category_id']!r}; categories allows {sorted(label_of)}"
             )
+        bbox = annotation["bbox"]
+        numbers = isinstance(bbox, list) and len(bbox) == 4
+        if not numbers or not all(isinstance(v, int | float) and v is not True for v in bbox):
+            raise ValueError(
+                f"COCO file '{file}': annotation {annotation.get('id')} has bbox {bbox!r}; "
+                "expected four numbers [x, y, width, height]"
+            )
         per_image[annotation["image_id"]].append(annotation)
     images, all_boxes, all_labels, names = [], [], [], []
-    for entry in content["images"]:
+    for entry in entries["images"]:
         candidates = [root / entry["file_name"], root / "images" / entry["file_name"]]
         image_file = next((c for c in candidates if c.is_file()), None)
         if image_file is None:
@@ -268,11 +333,11 @@ def load_coco(
                 f"COCO file '{file}': image '{entry['file_name']}' not found under '{root}'; "
                 "pass image_root"
             )
-        image, scale = _read_image(image_file, max_side)
+        image, original = _read_image(image_file, max_side)
         boxes = []
         for annotation in per_image[entry["id"]]:
             x, y, width, height = (float(v) for v in annotation["bbox"])
-            boxes.append([x * scale, y * scale, (x + width) * scale, (y + height) * scale])
+            boxes.append(_rescale((x, y, x + width, y + height), original, image))
         images.append(image)
         all_boxes.append(boxes)
         all_labels.append([label_of[a["category_id"]] for a in per_image[entry["id"]]])

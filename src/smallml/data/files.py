@@ -1,12 +1,16 @@
 """Loaders for real data sets in their published on-disk formats (nothing is downloaded).
 
-- MNIST: the four IDX files (``train-images-idx3-ubyte`` ...), plain or ``.gz``.
+- MNIST (and Fashion-MNIST, KMNIST, ...): the four IDX files (``train-images-idx3-ubyte`` ...),
+  plain or gzip-compressed. ``path`` may also be a short name from ``DATA_SETS``
+  (``"fashion-mnist"``: the folder of Debian's ``dataset-fashion-mnist`` package).
 - CIFAR-10 / CIFAR-100: the "python version" batches. Those files are pickles; they are read
   with an unpickler that only accepts the plain containers and NumPy arrays they consist of, and
   only from a path the user gives, so a crafted file cannot run code.
 - Image folders: ``root/<class name>/<image>``, the layout of the cotton disease images.
 
 Every loader returns ``images`` as float32 ``(N, C, H, W)`` in [0, 1] and ``labels`` as int64.
+A file that is damaged, truncated or holds something else raises a ``ValueError`` that names
+the file and says what was expected there.
 """
 
 from __future__ import annotations
@@ -14,25 +18,30 @@ from __future__ import annotations
 import gzip
 import io
 import pickle
+import zlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from smallml._utils.checks import check_choice, check_number
+from smallml.data.paths import require_path, resolve_data_path
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
-def require_path(path: str | Path, what: str) -> Path:
-    """Return ``path`` as a ``Path``; raise ``FileNotFoundError`` naming it and ``--data``."""
-    resolved = Path(path).expanduser()
-    if not resolved.exists():
-        raise FileNotFoundError(
-            f"{what} not found: '{resolved}' does not exist; pass an existing path with --data PATH"
+def _check_labels(labels: np.ndarray, num_classes: int, file: Path, what: str) -> None:
+    """Raise ``ValueError`` naming ``file`` unless every label is in ``0..num_classes - 1``."""
+    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
+    if bad.size:
+        raise ValueError(
+            f"'{file}' holds {bad.size} label(s) outside 0..{num_classes - 1} (label "
+            f"{labels[bad[0]]} at index {bad[0]}); {what} has labels 0..{num_classes - 1}"
         )
-    return resolved
 
 
 # --- MNIST ---------------------------------------------------------------------------------------
@@ -41,29 +50,73 @@ _MNIST_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
+_IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 def read_idx(path: str | Path) -> np.ndarray:
-    """Read one IDX file (the format of MNIST), gzip-compressed or not."""
+    """Read one IDX file (the format of MNIST), gzip-compressed or not.
+
+    Compression is recognised from the content (the gzip magic bytes), not from the name, so a
+    file decompressed by a download tool but still named ``.gz`` reads too.
+
+    Args:
+        path: the IDX file.
+
+    Returns:
+        The array, in the shape and type its header announces.
+
+    Raises:
+        ValueError: naming the file: a damaged or truncated gzip stream, no IDX magic number, an
+            unknown data type, or a body shorter or longer than the header announces.
+    """
     path = Path(path)
-    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise ValueError(f"'{path}' is not an IDX file (bad magic number)")
-    dtypes = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-    if raw[2] not in dtypes:
-        raise ValueError(f"'{path}' has an unknown IDX data type 0x{raw[2]:02x}")
+    raw = path.read_bytes()
+    compressed = raw[:2] == _GZIP_MAGIC
+    if compressed:
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as error:
+            raise ValueError(
+                f"'{path}' is a damaged or truncated gzip file ({error}); expected a "
+                "gzip-compressed IDX file: download it again"
+            ) from None
+    if len(raw) < 4 or raw[:2] != b"\x00\x00":
+        inside = "its decompressed content" if compressed else "it"
+        raise ValueError(
+            f"'{path}' is not an IDX file: expected the IDX magic number 00 00 <type> <ndim> "
+            f"(or gzip data holding it), but {inside} starts with {raw[:4].hex(' ') or 'nothing'}"
+        )
+    if raw[2] not in _IDX_TYPES:
+        known = ", ".join(f"0x{code:02x}" for code in _IDX_TYPES)
+        raise ValueError(f"'{path}' has an unknown IDX data type 0x{raw[2]:02x}; known: {known}")
+    dtype = np.dtype(_IDX_TYPES[raw[2]])
     ndim = raw[3]
+    offset = 4 + 4 * ndim
+    if len(raw) < offset:
+        raise ValueError(
+            f"'{path}' is truncated: its IDX header announces {ndim} dimensions but the file "
+            f"ends after {len(raw)} bytes; download it again"
+        )
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    data = np.frombuffer(raw, dtype=dtypes[raw[2]], offset=4 + 4 * ndim)
-    if data.size != int(np.prod(shape)):
-        raise ValueError(f"'{path}' holds {data.size} values but its header says {shape}")
-    return data.reshape(shape)
+    expected, found = int(np.prod(shape)) * dtype.itemsize, len(raw) - offset
+    if found < expected:
+        raise ValueError(
+            f"'{path}' is truncated: its header announces shape {shape} ({expected} bytes of "
+            f"data) but the file holds {found}; download it again"
+        )
+    if found > expected:
+        raise ValueError(
+            f"'{path}' holds {found - expected} bytes beyond the shape {shape} its header "
+            "announces: not a valid IDX file"
+        )
+    return np.frombuffer(raw, dtype=dtype, offset=offset).reshape(shape)
 
 
 def _find(root: Path, stem: str) -> Path:
     for folder in (root, root / "MNIST" / "raw", root / "raw"):
         for name in (stem, stem + ".gz"):
-            if (folder / name).exists():
+            if (folder / name).is_file():
                 return folder / name
     raise FileNotFoundError(
         f"MNIST file '{stem}' (or '{stem}.gz') not found under '{root}'; pass the folder that "
@@ -71,17 +124,52 @@ def _find(root: Path, stem: str) -> Path:
     )
 
 
-def load_mnist(path: str | Path, *, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
-    """MNIST from its IDX files. Returns images ``(N, 1, 28, 28)`` and labels ``(N,)``."""
+def load_mnist(
+    path: str | Path, *, split: str = "train", num_classes: int = 10
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """MNIST, or any data set in its format, from the IDX files.
+
+    Args:
+        path: the folder of the IDX files (or its ``MNIST/raw`` parent), or a short name from
+            ``smallml.data.DATA_SETS`` such as ``"fashion-mnist"``.
+        split: ``"train"`` or ``"test"``.
+        num_classes: labels must lie in ``0..num_classes - 1`` (10 for MNIST and Fashion-MNIST).
+
+    Returns:
+        images ``(N, 1, H, W)`` (28x28 for MNIST) in [0, 1] and labels ``(N,)``.
+
+    Raises:
+        FileNotFoundError: the folder or one of the two files of the split is missing.
+        ValueError: naming the file: a file ``read_idx`` refuses, images that are not bytes of
+            shape ``(N, H, W)``, labels that are not one integer per image, or a label out of
+            range.
+
+    Example:
+        >>> images, labels = load_mnist("fashion-mnist", split="test")  # doctest: +SKIP
+        >>> images.shape
+        torch.Size([10000, 1, 28, 28])
+    """
     check_choice("split", split, tuple(_MNIST_FILES))
-    root = require_path(path, "MNIST folder")
-    image_stem, label_stem = _MNIST_FILES[split]
-    images = read_idx(_find(root, image_stem))
-    labels = read_idx(_find(root, label_stem))
-    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+    check_number("num_classes", num_classes, low=1, integer=True)
+    root = require_path(resolve_data_path(path), "MNIST folder")
+    image_file, label_file = (_find(root, stem) for stem in _MNIST_FILES[split])
+    images, labels = read_idx(image_file), read_idx(label_file)
+    if images.ndim != 3 or images.dtype != np.uint8:
         raise ValueError(
-            f"MNIST files under '{root}' do not match: images {images.shape}, labels {labels.shape}"
+            f"'{image_file}' holds {images.dtype} values of shape {images.shape}; expected "
+            "MNIST images: unsigned bytes of shape (N, rows, columns)"
         )
+    if labels.ndim != 1 or labels.dtype.kind not in "iu":
+        raise ValueError(
+            f"'{label_file}' holds {labels.dtype} values of shape {labels.shape}; expected "
+            "MNIST labels: one integer per image, shape (N,)"
+        )
+    if len(images) != len(labels):
+        raise ValueError(
+            f"'{image_file}' holds {len(images)} images but '{label_file}' holds {len(labels)} "
+            "labels; the two files of a split must have one label per image"
+        )
+    _check_labels(labels, num_classes, label_file, f"num_classes={num_classes}")
     tensor = torch.from_numpy(images.astype(np.float32) / 255.0).unsqueeze(1)
     return tensor, torch.from_numpy(labels.astype(np.int64))
 
@@ -99,25 +187,75 @@ _ALLOWED_GLOBALS = {
 }
 
 
+class _RefusedGlobal(pickle.UnpicklingError):
+    """A pickle names code to run: refused, never a sign of a damaged file."""
+
+
 class _DataOnlyUnpickler(pickle.Unpickler):
     """Loads dicts, lists, strings, numbers and NumPy arrays; refuses every other global."""
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in _ALLOWED_GLOBALS:
-            raise pickle.UnpicklingError(
+            raise _RefusedGlobal(
                 f"refusing to load '{module}.{name}': a CIFAR batch holds only arrays and lists"
             )
         return super().find_class(module, name)
 
 
 def load_data_pickle(path: str | Path) -> Any:
-    """Unpickle a data-only file (CIFAR batches) without running any code it names."""
-    with open(path, "rb") as handle:
-        return _DataOnlyUnpickler(io.BytesIO(handle.read()), encoding="bytes").load()
+    """Unpickle a data-only file (CIFAR batches) without running any code it names.
+
+    Raises:
+        pickle.UnpicklingError: the file names a function or class other than NumPy's array
+            reconstruction (a crafted file); nothing it names is run.
+        ValueError: the file is not a complete pickle (truncated, or another kind of file).
+    """
+    path = Path(path)
+    content = path.read_bytes()
+    try:
+        return _DataOnlyUnpickler(io.BytesIO(content), encoding="bytes").load()
+    except _RefusedGlobal as error:
+        raise pickle.UnpicklingError(f"'{path}': {error}") from None
+    except Exception as error:  # a damaged pickle fails in many ways; all mean the same here
+        raise ValueError(
+            f"'{path}' is not a complete pickle ({type(error).__name__}: {error}); expected a "
+            "data-only pickle such as a CIFAR python-version batch: the file may be truncated, "
+            "download it again"
+        ) from None
 
 
 def _cifar_root(path: Path, folder: str) -> Path:
     return path / folder if (path / folder).is_dir() else path
+
+
+def _cifar_batch(file: Path, label_key: bytes, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """The images ``(N, 3, 32, 32)`` uint8 and labels ``(N,)`` of one batch file, checked."""
+    batch = load_data_pickle(file)
+    if not isinstance(batch, dict) or b"data" not in batch or label_key not in batch:
+        found = sorted(map(repr, batch))[:10] if isinstance(batch, dict) else type(batch).__name__
+        raise ValueError(
+            f"'{file}' is not a CIFAR-{num_classes} batch: expected a dict with the keys "
+            f"b'data' and {label_key!r}; found {found}"
+        )
+    data = np.asarray(batch[b"data"])
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+        raise ValueError(
+            f"'{file}': b'data' holds {data.dtype} values of shape {data.shape}; expected "
+            "unsigned bytes of shape (N, 3072), one 32x32 RGB image per row"
+        )
+    labels = np.asarray(batch[label_key])
+    if labels.ndim != 1 or (labels.size and labels.dtype.kind not in "iu"):
+        raise ValueError(
+            f"'{file}': {label_key!r} holds {labels.dtype} values of shape {labels.shape}; "
+            "expected one integer label per image"
+        )
+    if len(labels) != len(data):
+        raise ValueError(
+            f"'{file}' holds {len(data)} images but {len(labels)} labels in {label_key!r}; a "
+            "batch has one label per image"
+        )
+    _check_labels(labels, num_classes, file, f"CIFAR-{num_classes}")
+    return data.reshape(-1, 3, 32, 32), labels.astype(np.int64)
 
 
 def load_cifar(
@@ -132,6 +270,11 @@ def load_cifar(
 
     Returns:
         images ``(N, 3, 32, 32)``, labels ``(N,)`` and the class names.
+
+    Raises:
+        FileNotFoundError: the folder or a batch file of the split is missing.
+        ValueError: naming the file: a damaged pickle, a batch without ``data`` and labels, a
+            label count different from the image count, or a label out of range.
     """
     check_choice("split", split, ("train", "test"))
     check_choice("num_classes", num_classes, (10, 100))
@@ -144,26 +287,51 @@ def load_cifar(
         root = _cifar_root(given, "cifar-100-python")
         names = [split]
         meta_name, meta_key, label_key = "meta", b"fine_label_names", b"fine_labels"
-    missing = [name for name in names if not (root / name).exists()]
+    missing = [name for name in names if not (root / name).is_file()]
     if missing:
         raise FileNotFoundError(
             f"CIFAR-{num_classes} batch files {missing} not found under '{root}'; pass the "
             "folder of the python-version batches with --data PATH"
         )
-    data, labels = [], []
-    for name in names:
-        batch = load_data_pickle(root / name)
-        data.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
-        labels.append(np.asarray(batch[label_key], dtype=np.int64))
+    batches = [_cifar_batch(root / name, label_key, num_classes) for name in names]
     class_names = [str(i) for i in range(num_classes)]
     if (root / meta_name).exists():
         meta = load_data_pickle(root / meta_name)
-        class_names = [n.decode() if isinstance(n, bytes) else str(n) for n in meta[meta_key]]
-    images = torch.from_numpy(np.concatenate(data).astype(np.float32) / 255.0)
-    return images, torch.from_numpy(np.concatenate(labels)), class_names
+        found = meta.get(meta_key) if isinstance(meta, dict) else None
+        if not isinstance(found, list) or len(found) != num_classes:
+            raise ValueError(
+                f"'{root / meta_name}' is not the CIFAR-{num_classes} meta file: expected a dict "
+                f"whose {meta_key!r} lists {num_classes} class names"
+            )
+        class_names = [n.decode() if isinstance(n, bytes) else str(n) for n in found]
+    images = np.concatenate([data for data, _ in batches]).astype(np.float32) / 255.0
+    labels = np.concatenate([labels for _, labels in batches])
+    return torch.from_numpy(images), torch.from_numpy(labels), class_names
 
 
-# --- image folders -------------------------------------------------------------------------------
+# --- image files ---------------------------------------------------------------------------------
+
+
+def read_image_file(path: str | Path, mode: str = "RGB") -> Image.Image:
+    """One image file, fully decoded and converted to ``mode`` (``"RGB"`` or ``"L"``).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: naming the file: it is truncated, damaged or not an image.
+    """
+    from PIL import Image
+
+    path = Path(path)
+    try:
+        with Image.open(path) as opened:
+            return opened.convert(mode)  # convert decodes every pixel: truncation shows here
+    except FileNotFoundError:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise ValueError(
+            f"image '{path}' cannot be read ({error}); expected a complete image file "
+            f"({', '.join(IMAGE_SUFFIXES)}): it may be truncated or not an image"
+        ) from None
 
 
 def load_image_folder(
@@ -175,6 +343,9 @@ def load_image_folder(
 
     Returns:
         images ``(N, channels, image_size, image_size)``, labels ``(N,)`` and class names.
+
+    Raises:
+        ValueError: no class folders, no images, or an image that cannot be read (named).
     """
     from PIL import Image
 
@@ -189,10 +360,9 @@ def load_image_folder(
         for file in sorted(class_dir.iterdir()):
             if file.suffix.lower() not in IMAGE_SUFFIXES:
                 continue
-            with Image.open(file) as opened:
-                converted = opened.convert("L" if channels == 1 else "RGB")
-                resized = converted.resize((image_size, image_size), Image.Resampling.BILINEAR)
-                array = np.asarray(resized, dtype=np.float32) / 255.0
+            converted = read_image_file(file, "L" if channels == 1 else "RGB")
+            resized = converted.resize((image_size, image_size), Image.Resampling.BILINEAR)
+            array = np.asarray(resized, dtype=np.float32) / 255.0
             images.append(array[None] if channels == 1 else array.transpose(2, 0, 1))
             labels.append(label)
     if not images:

@@ -224,6 +224,17 @@ def load_docstring_corpus(
 # --- CSV files ------------------------------------------------------------------------------------
 
 
+def _first_non_utf8(file: Path) -> str:
+    """Where the first byte that is not UTF-8 is, in words (line numbers from 1)."""
+    raw = file.read_bytes()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        return f"byte 0x{raw[error.start]:02x} on line {line} (offset {error.start})"
+    return "a byte that is not UTF-8"
+
+
 def _read_csv(path: str | Path, wanted: dict[str, str]) -> dict[str, list[str]]:
     """The ``wanted`` columns (argument name -> column) of a CSV file, as lists of strings."""
     file = require_path(path, "CSV file")
@@ -243,6 +254,13 @@ def _read_csv(path: str | Path, wanted: dict[str, str]) -> dict[str, list[str]]:
             for row in reader:
                 for column in columns:
                     columns[column].append((row.get(column) or "").strip())
+    except UnicodeDecodeError:
+        raise ValueError(
+            f"CSV file '{file}' is not UTF-8 text: {_first_non_utf8(file)}; save it as UTF-8 "
+            "(a Latin-1 file, for example, with: iconv -f latin1 -t utf-8 in.csv > out.csv)"
+        ) from None
+    except csv.Error as error:
+        raise ValueError(f"CSV file '{file}' cannot be parsed: {error}") from None
     finally:
         csv.field_size_limit(limit)
     return columns

@@ -22,6 +22,7 @@ from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from smallml._utils.checks import check_choice, check_number
+from smallml.models.checkpoint import load_weights_file
 
 # backbone -> (layers that can be trained, feature maps, whether each map gets all anchor sizes)
 BACKBONES = {"mobilenet_v3": (6, 3, True), "resnet50": (5, 5, False), "small": (0, 1, True)}
@@ -191,9 +192,7 @@ def _check_sizes(sizes: tuple[int, ...], backbone: str, levels: int, all_per_lev
 
 def _load(weights: str | Path) -> dict[str, torch.Tensor]:
     path = Path(weights).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file '{path}' does not exist; pass a local state dict")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_weights_file(path, what="Faster R-CNN weights file")
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]  # torchvision's reference scripts save {"model": ..., ...}
     if not isinstance(state, dict) or _PREDICTOR not in state:

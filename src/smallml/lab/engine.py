@@ -16,6 +16,7 @@ whole data set (gathered across processes, padding removed). Step functions must
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections import defaultdict
@@ -30,6 +31,8 @@ from accelerate.utils import DataLoaderConfiguration, set_seed
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
+
+from smallml.lab import tracking
 
 ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
@@ -125,10 +128,15 @@ def make_loader(
 
 @dataclass
 class History:
-    """What ``fit`` recorded: one row per epoch and one per optimizer step."""
+    """What ``fit`` recorded: one row per epoch and one per optimizer step.
+
+    ``diverged`` is ``{"epoch", "step", "loss"}`` when ``fit(on_nonfinite="stop")`` stopped on
+    a NaN or infinite loss, None otherwise.
+    """
 
     epochs: list[dict[str, float]] = field(default_factory=list)
     steps: list[dict[str, float]] = field(default_factory=list)
+    diverged: dict[str, float] | None = None
 
     def column(self, name: str) -> list[float]:
         """The values of ``name`` over epochs (``train_loss``, ``val_accuracy``, ...)."""
@@ -194,6 +202,7 @@ def fit(
     max_grad_norm: float | None = None,
     callbacks: Sequence[Callback] = (),
     desc: str = "train",
+    on_nonfinite: str = "raise",
 ) -> History:
     """Train ``model`` in place and return its ``History``.
 
@@ -212,7 +221,16 @@ def fit(
         callbacks: ``callback(epoch, row)`` after each epoch (``epoch`` counts from 1); it may add
             entries to ``row``; returning True stops training.
         desc: label of the progress bar.
+        on_nonfinite: what a NaN or infinite training loss does, before its update is applied:
+            ``"raise"`` a ``FloatingPointError`` naming the epoch and step, or ``"stop"``
+            training and record it in ``history.diverged`` (a sweep that expects some
+            settings to diverge).
+
+    Raises:
+        FloatingPointError: the loss became NaN or infinite (``on_nonfinite="raise"``).
     """
+    if on_nonfinite not in ("raise", "stop"):
+        raise ValueError(f"on_nonfinite must be 'raise' or 'stop'; got {on_nonfinite!r}")
     acc = accelerator()
     step_fn = step_fn or classification_step
     model, optimizer, train_loader = acc.prepare(model, optimizer, train_loader)
@@ -230,13 +248,25 @@ def fit(
             optimizer.zero_grad(set_to_none=True)
             output = step_fn(model, batch)
             loss, logs = output if isinstance(output, tuple) else (output, {})
+            loss_value = float(loss.detach())
+            if _nonfinite_anywhere(loss_value):
+                where = {"epoch": epoch, "step": total_steps + 1, "loss": loss_value}
+                if on_nonfinite == "raise":
+                    bar.close()
+                    raise FloatingPointError(
+                        f"{desc}: the training loss became {loss_value} at epoch {epoch}, step "
+                        f"{total_steps + 1} (step {count + 1} of the epoch); lower the learning "
+                        "rate or clip gradients (max_grad_norm)"
+                    )
+                history.diverged = where
+                break
             acc.backward(loss)
             if max_grad_norm is not None:
                 acc.clip_grad_norm_(model.parameters(), max_grad_norm)
             optimizer.step()
             if scheduler is not None:
                 scheduler.step()
-            row = {"loss": float(loss.detach()), **{k: float(v) for k, v in logs.items()}}
+            row = {"loss": loss_value, **{k: float(v) for k, v in logs.items()}}
             history.steps.append(row)
             for key, value in row.items():
                 sums[key] += value
@@ -257,9 +287,21 @@ def fit(
         for callback in callbacks:
             stop = bool(callback(epoch, summary)) or stop
         history.epochs.append(summary)
-        if stop or (max_steps is not None and total_steps >= max_steps):
+        tracking.log_epoch(summary, desc)  # to the --track run of this seed, if any
+        if stop or history.diverged or (max_steps is not None and total_steps >= max_steps):
             break
     return history
+
+
+def _nonfinite_anywhere(loss: float) -> bool:
+    """Whether the loss is NaN or infinite in this process or, when distributed, in any
+    (all processes must stop at the same step, or the others would wait forever)."""
+    acc = accelerator()
+    bad = not math.isfinite(loss)
+    if acc.num_processes == 1:
+        return bad
+    flag = torch.tensor([float(bad)], device=acc.device)
+    return bool(acc.reduce(flag, reduction="sum").item() > 0)
 
 
 def evaluate(

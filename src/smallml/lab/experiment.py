@@ -9,10 +9,17 @@ An experiment module (``smallml/lab/experiments/<name>.py``) defines:
 - ``PRESETS``: ``{"smoke": Preset(...), "quick": Preset(...), "full": Preset(...)}``;
 - ``CLAIMS``: checkable statements about the summarised metrics (``Claim``);
 - ``run(cfg, ctx) -> dict``: one seed's metrics (the lab seeds everything before calling it);
-- optionally ``summarize(cfg, results, ctx) -> dict``: figures and metrics across all seeds.
+- optionally ``summarize(cfg, summary, results, ctx) -> dict``: figures and metrics across all
+  seeds. ``summary`` maps every scalar metric to its ``Estimate`` over the seeds (already
+  computed: do not recompute it), ``results`` holds the per-seed metric dicts in seed order.
 
 Scalar metrics (numbers and booleans) are summarised over seeds as a mean with a 95% interval;
 other values (lists of per-epoch numbers, tables) are kept per seed in ``metrics.json``.
+
+A claim that cannot apply to the data a run was given (a confounder test on a real data set
+that has no confounders) raises ``NotApplicable("reason")`` from its ``holds`` function; the
+report shows "not applicable: reason". A claim that reads a metric the run did not produce is a
+defect of the experiment and is reported as such, naming the metric.
 """
 
 from __future__ import annotations
@@ -29,7 +36,17 @@ from smallml.lab.stats import Estimate
 if TYPE_CHECKING:
     from smallml.lab.runs import Run
 
+__all__ = ["Claim", "NotApplicable", "Preset", "RunContext", "Summary"]
+
 Summary = Mapping[str, Estimate]
+
+
+class NotApplicable(Exception):
+    """Raised by a claim's ``holds`` when the claim cannot apply to this run's data.
+
+    The message is the reason a reader sees: ``raise NotApplicable("--data gives real images,
+    which have no planted confounders")`` is reported as "not applicable: --data gives ...".
+    """
 
 
 @dataclass(frozen=True)
@@ -47,7 +64,8 @@ class Claim:
     Args:
         text: the statement as a reader should see it.
         holds: ``holds(summary) -> bool`` with ``summary[name]`` an ``Estimate`` (``.mean``,
-            ``.low``, ``.high``) of each scalar metric.
+            ``.low``, ``.high``) of each scalar metric; it raises ``NotApplicable(reason)``
+            when the claim cannot apply to the run's data.
         metrics: the metric names whose numbers are shown next to the verdict.
         presets: presets that judge the claim; other presets show it as not judged.
         min_seeds: fewest seeds a judgement needs.

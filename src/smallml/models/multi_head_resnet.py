@@ -8,16 +8,15 @@ import torch
 from torch import nn
 
 from smallml._utils.checks import check_number
+from smallml.models.checkpoint import load_weights_file
 from smallml.models.resnet import small_resnet18
 
 BACKBONES = ("resnet18",)
 
 
 def _load_backbone_weights(backbone: nn.Module, weights: str | Path) -> None:
-    path = Path(weights)
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file '{path}' does not exist")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    path = Path(weights).expanduser()
+    state = load_weights_file(path, what="backbone weights file")
     if any(key.startswith("backbone.") for key in state):  # a saved MultiHeadResNet
         state = {k.removeprefix("backbone."): v for k, v in state.items() if "backbone." in k}
     # the classifier of the file belongs to another task: only the feature layers are loaded

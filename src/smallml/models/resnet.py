@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import nn
 from torchvision.models import resnet18
 
 from smallml._utils.checks import check_number
+from smallml.models.checkpoint import load_weights_file
 
 
 def small_resnet18(
@@ -24,7 +24,7 @@ def small_resnet18(
         in_channels: input channels.
         num_classes: outputs of ``fc``.
         weights: optional local state-dict file for this architecture, loaded with
-            ``torch.load(weights_only=True)``; random initialisation when None.
+            ``load_weights_file`` (``torch.load(weights_only=True)``); random initialisation when None.
 
     Example:
         >>> small_resnet18(1, 10)(torch.zeros(2, 1, 8, 8)).shape
@@ -36,8 +36,5 @@ def small_resnet18(
     model.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=1, padding=1, bias=False)
     model.maxpool = nn.Identity()
     if weights is not None:
-        path = Path(weights)
-        if not path.is_file():
-            raise FileNotFoundError(f"weights file '{path}' does not exist")
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        model.load_state_dict(load_weights_file(weights, what="ResNet-18 weights file"))
     return model

@@ -1,0 +1,52 @@
+"""Claims that cannot apply to the data given say so ("not applicable: ..."), never a KeyError."""
+
+import pytest
+
+from smallml.lab import registry
+from smallml.lab.experiment import NotApplicable
+from smallml.lab.runs import judge
+from smallml.lab.stats import mean_interval, proportion_interval
+
+
+def _claim(name, words):
+    (claim,) = [c for c in registry.load(name).CLAIMS if words in c.text]
+    return claim
+
+
+def test_faster_rcnn_confounder_claim_is_not_applicable_on_a_data_set_without_confounders():
+    claim = _claim("faster-rcnn", "confounders")
+    summary = {"planted_confounders": proportion_interval(0, 3), "map_50": mean_interval([0.5])}
+    with pytest.raises(NotApplicable, match="does not annotate confounders"):
+        claim.holds(summary)
+    (verdict,) = judge([claim], summary, "full", 3)
+    assert verdict["verdict"] == "not applicable" and verdict["held"] is None
+    assert verdict["reason"].startswith("not applicable: the --data set does not annotate")
+
+
+def test_faster_rcnn_confounder_claim_is_judged_on_generated_scenes():
+    claim = _claim("faster-rcnn", "confounders")
+    summary = {
+        "planted_confounders": proportion_interval(3, 3),
+        "confounder_fp_peak": mean_interval([0.2, 0.3, 0.1]),
+        "confounder_fp_final": mean_interval([0.0, 0.1, 0.0]),
+    }
+    assert claim.holds(summary) is True
+    summary["confounder_fp_final"] = mean_interval([0.5, 0.5, 0.5])
+    assert claim.holds(summary) is False
+
+
+def test_fake_news_gap_claim_is_not_applicable_when_no_gap_exists():
+    claim = _claim("fake-news", "gap")
+    summary = {
+        "forest_beats_all_positive": proportion_interval(2, 3),
+        "single_gap_closed": mean_interval([0.95, 0.97]),
+        "f1_all_positive": mean_interval([0.6, 0.6, 0.6]),
+        "f1_best_single": mean_interval([0.9, 0.9, 0.9]),
+        "f1_forest": mean_interval([0.91, 0.92, 0.9]),
+    }
+    (verdict,) = judge([claim], summary, "full", 3)
+    assert verdict["verdict"] == "not applicable"
+    assert "no F1 gap" in verdict["reason"]
+    summary["forest_beats_all_positive"] = proportion_interval(3, 3)
+    (verdict,) = judge([claim], summary, "full", 3)
+    assert verdict["held"] is True
