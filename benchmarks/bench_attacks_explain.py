@@ -109,7 +109,7 @@ def _cw_rows(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[s
         def ours(c=c, steps=steps, lr=lr) -> Any:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                return carlini_wagner(model, x, target, c=c, steps=steps, lr=lr)
+                return carlini_wagner(model, x, target, c=c, steps=steps, lr=lr, return_result=True)
 
         result = ours()
         adversarial = theirs()

@@ -1,7 +1,9 @@
 """Run the benchmarks (``make bench``): each ``bench_*.py`` defines ``main() -> str`` (Markdown).
 
 Usage: ``python benchmarks/run.py [topic ...]`` (topics are file names without ``bench_``).
-Tables are printed and saved under ``bench-results/<topic>.md`` with the machine's details.
+Tables are printed, saved under ``bench-results/<topic>.md`` with the machine's details, and
+written into README.md between ``<!-- bench:<topic> -->`` and ``<!-- /bench:<topic> -->``, so
+that the README always shows the latest run of every benchmark.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import platform
+import re
 import sys
 import time
 import traceback
@@ -18,6 +21,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE.parent / "bench-results"
+README = HERE.parent / "README.md"
 
 
 def machine() -> str:
@@ -26,6 +30,39 @@ def machine() -> str:
         f"torch {torch.__version__} ({torch.get_num_threads()} threads), "
         f"Python {platform.python_version()}"
     )
+
+
+def accelerator() -> str:
+    """What the tables say about GPUs: these benchmarks time the CPU."""
+    if torch.cuda.is_available():
+        return (
+            f"a GPU ({torch.cuda.get_device_name(0)}) is present, but these tables time the CPU "
+            "only; GPU ratios were not measured"
+        )
+    return "no GPU on this machine: CPU ratios only"
+
+
+def footer(seconds: float) -> str:
+    return (
+        f"Machine: {machine()}; {accelerator()}. The tables report ratios of smallml to its "
+        f"anchor measured side by side in one process (absolute times depend on the machine "
+        f"and its load); {seconds:.0f} s."
+    )
+
+
+def update_readme(topic: str, text: str, readme: Path = README) -> bool:
+    """Replace the block between the topic's markers in ``readme``; False without markers."""
+    if not readme.exists():
+        return False
+    pattern = re.compile(
+        rf"(<!-- bench:{re.escape(topic)} -->\n).*?(\n<!-- /bench:{re.escape(topic)} -->)",
+        re.DOTALL,
+    )
+    content = readme.read_text()
+    if not pattern.search(content):
+        return False
+    readme.write_text(pattern.sub(lambda m: m.group(1) + text.strip() + m.group(2), content))
+    return True
 
 
 def main(topics: list[str]) -> int:
@@ -48,8 +85,10 @@ def main(topics: list[str]) -> int:
             traceback.print_exc()
             failed.append(topic)
             continue
-        text = f"{table}\n\nMachine: {machine()}; {time.time() - started:.0f} s.\n"
+        text = f"{table}\n\n{footer(time.time() - started)}\n"
         (RESULTS / f"{topic}.md").write_text(text)
+        if not update_readme(topic, text):
+            print(f"README.md has no <!-- bench:{topic} --> block; table not copied", flush=True)
         print(text, flush=True)
     if failed:
         print(f"failed benchmarks: {', '.join(failed)}", file=sys.stderr)

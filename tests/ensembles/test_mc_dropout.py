@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from smallml.ensembles import MCDropout
+from smallml.ensembles.mc_dropout import CPU_BATCHED_BYTES
 from smallml.models import SmallCNN
 
 
@@ -51,7 +52,7 @@ def test_sample_mean_estimates_standard_dropout():
     x = torch.randn(4, 5)
     with torch.no_grad():
         standard = model(x)
-        samples = MCDropout(model, 4000, seed=0)(x)
+        samples = MCDropout(model, 4000, random_state=0)(x)
     error = (samples.mean(0) - standard).abs().max()
     spread = samples.std(0).max() / 4000**0.5
     assert error < 5 * spread
@@ -63,8 +64,8 @@ def test_batched_and_looped_sample_the_same_distribution():
     model = nn.Sequential(nn.Linear(5, 32), nn.Dropout(0.5), nn.Linear(32, 3))
     x = torch.randn(3, 5)
     with torch.no_grad():
-        batched = MCDropout(model, 1500, seed=0)(x)
-        looped = MCDropout(model, 1500, batched=False, seed=1)(x)
+        batched = MCDropout(model, 1500, batched=True, random_state=0)(x)
+        looped = MCDropout(model, 1500, batched=False, random_state=1)(x)
     assert torch.allclose(batched.mean(0), looped.mean(0), atol=0.08)
     assert torch.allclose(batched.std(0), looped.std(0), rtol=0.1)
 
@@ -77,13 +78,84 @@ def test_seeded_sampling_is_reproducible_and_leaves_the_global_generator_alone()
     random.seed(2)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    first = MCDropout(model, 5, seed=7)(x)
-    second = MCDropout(model, 5, seed=7)(x)
+    first = MCDropout(model, 5, random_state=7)(x)
+    second = MCDropout(model, 5, random_state=7)(x)
     assert torch.equal(first, second)
     assert torch.equal(torch.rand(3), expected)
-    assert not torch.equal(MCDropout(model, 5, seed=8)(x), first)
+    assert not torch.equal(MCDropout(model, 5, random_state=8)(x), first)
     unseeded = MCDropout(model, 5)
     assert not torch.equal(unseeded(x), unseeded(x))
+    # a generator: each call draws its seed from it, so calls differ and the sequence repeats
+    mc = MCDropout(model, 5, random_state=torch.Generator().manual_seed(3))
+    calls = [mc(x) for _ in range(2)]
+    assert not torch.equal(calls[0], calls[1])
+    again = MCDropout(model, 5, random_state=torch.Generator().manual_seed(3))
+    assert all(torch.equal(call, again(x)) for call in calls)
+    with pytest.warns(DeprecationWarning, match="'seed' is deprecated; use 'random_state'"):
+        old = MCDropout(model, 5, seed=7)
+    assert torch.equal(old(x), first)
+
+
+def _distinct_samples(mc, x):
+    """Two calls under no_grad: every sample of both calls differs from every other one."""
+    with torch.no_grad():
+        samples = torch.cat([mc(x), mc(x)])
+    flat = samples.flatten(1)
+    return len(flat), len(torch.unique(flat, dim=0))
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_transformer_layers_attention_and_rnns_draw_new_samples_on_every_call(batched):
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(16, 2, dim_feedforward=32, dropout=0.3, batch_first=True)
+    # in eval mode under no_grad this layer takes its fused fast path, which skips dropout
+    x = torch.randn(3, 5, 16)
+    with torch.no_grad():
+        assert torch.equal(layer.eval()(x), layer(x))
+    assert _distinct_samples(MCDropout(layer, 4, batched=batched), x) == (8, 8)
+    encoder = nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False).eval()
+    assert _distinct_samples(MCDropout(encoder, 4, batched=batched), x) == (8, 8)
+    assert not any(m.training for m in encoder.modules())  # modes restored
+
+    class Attention(nn.Module):  # attention dropout only: nn.MultiheadAttention's own
+        def __init__(self):
+            super().__init__()
+            self.attention = nn.MultiheadAttention(16, 2, dropout=0.5, batch_first=True)
+
+        def forward(self, x):
+            return self.attention(x, x, x, need_weights=True)[0]
+
+    assert _distinct_samples(MCDropout(Attention().eval(), 4, batched=batched), x) == (8, 8)
+
+    class Recurrent(nn.Module):  # dropout between the layers of the fused LSTM only
+        def __init__(self):
+            super().__init__()
+            self.lstm = nn.LSTM(16, 8, num_layers=2, dropout=0.5, batch_first=True)
+
+        def forward(self, x):
+            return self.lstm(x)[0]
+
+    assert _distinct_samples(MCDropout(Recurrent().eval(), 4, batched=batched), x) == (8, 8)
+    with pytest.raises(ValueError, match="p=0"):
+        MCDropout(nn.LSTM(16, 8, num_layers=2, dropout=0.0))
+
+
+def test_the_default_mode_follows_the_size_of_the_batched_pass():
+    model = nn.Sequential(nn.Linear(8, 1024), nn.ReLU(), nn.Dropout(0.5), nn.Linear(1024, 3))
+    mc = MCDropout(model, 16, random_state=0)
+    largest = 1024 * 4  # bytes of one sample's largest module output (the hidden layer)
+    small = torch.randn(4, 8)  # 16 * 4 * 4 KiB = 256 KiB
+    large = torch.randn(CPU_BATCHED_BYTES // (16 * largest) + 1, 8)
+    assert mc.uses_batched(small) and not mc.uses_batched(large)
+    assert mc._footprints == {((8,), torch.float32): largest}
+    assert MCDropout(model, 16, batched=False).uses_batched(small) is False
+    assert MCDropout(model, 16, batched=True).uses_batched(large) is True
+    # the one measuring pass leaves the random state alone: seeded samples do not change
+    fresh = MCDropout(model, 16, random_state=0)
+    with torch.no_grad():
+        first = fresh(small)
+        assert torch.equal(fresh(small), first)
+        assert torch.equal(MCDropout(model, 16, batched=True, random_state=0)(small), first)
 
 
 def test_a_model_without_dropout_modules_is_refused():

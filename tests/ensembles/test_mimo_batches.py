@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from accelerate.data_loader import BatchSamplerShard
@@ -35,7 +36,7 @@ def test_a_generic_dataset_is_read_pair_by_pair():
 
 
 def test_every_member_sees_each_example_once_per_repetition_in_its_own_order():
-    sampler = MIMOBatchSampler(12, num_members=3, batch_size=4, batch_repetitions=3, seed=5)
+    sampler = MIMOBatchSampler(12, num_members=3, batch_size=4, batch_repetitions=3, random_state=5)
     batches = sampler.epoch_indices(0)
     assert len(batches) == 3 and all(b.shape == (3, 12) for b in batches)
     members = torch.cat(batches, dim=1)  # (M, N * r)
@@ -49,12 +50,12 @@ def test_every_member_sees_each_example_once_per_repetition_in_its_own_order():
 
 
 def test_permutations_are_refreshed_every_epoch_and_seeded():
-    sampler = MIMOBatchSampler(32, num_members=2, batch_size=8, seed=1)
+    sampler = MIMOBatchSampler(32, num_members=2, batch_size=8, random_state=1)
     first, second = list(sampler), list(sampler)
     assert sampler.epoch == 2 and first != second
-    again = MIMOBatchSampler(32, num_members=2, batch_size=8, seed=1)
+    again = MIMOBatchSampler(32, num_members=2, batch_size=8, random_state=1)
     assert list(again) == first
-    other = MIMOBatchSampler(32, num_members=2, batch_size=8, seed=2)
+    other = MIMOBatchSampler(32, num_members=2, batch_size=8, random_state=2)
     assert list(other) != first
     # the member pairing itself changes: pairs (member 0, member 1) of epoch 0 vs epoch 1
     pairs = [{row for batch in epoch for row in batch} for epoch in (first, second)]
@@ -63,7 +64,7 @@ def test_permutations_are_refreshed_every_epoch_and_seeded():
 
 @pytest.mark.parametrize(("rho", "shared"), [(0.0, 0), (0.25, 4), (1.0, 16)])
 def test_input_repetition_shares_rows_between_members(rho, shared):
-    sampler = MIMOBatchSampler(64, num_members=3, batch_size=16, rho=rho, seed=0)
+    sampler = MIMOBatchSampler(64, num_members=3, batch_size=16, rho=rho, random_state=0)
     for batch in sampler.epoch_indices(0):
         same = (batch[0] == batch[1]) & (batch[1] == batch[2])
         assert bool(same[16 - shared :].all())  # the shared tail is the same for everyone
@@ -82,12 +83,12 @@ def test_drop_last_and_length():
 def test_distributed_split_keeps_member_pairs():
     """Accelerate splits a batch by rows, so each process gets (M, B / 2) consistent pairs."""
     inputs, targets = _data(16)
-    loader = mimo_loader(inputs, targets, num_members=2, batch_size=8, seed=3)
-    rows = next(iter(MIMOBatchSampler(16, num_members=2, batch_size=8, seed=3)))
+    loader = mimo_loader(inputs, targets, num_members=2, batch_size=8, random_state=3)
+    rows = next(iter(MIMOBatchSampler(16, num_members=2, batch_size=8, random_state=3)))
     parts = []
     for process in (0, 1):
         shard = BatchSamplerShard(
-            loader.batch_sampler.__class__(16, num_members=2, batch_size=8, seed=3),
+            loader.batch_sampler.__class__(16, num_members=2, batch_size=8, random_state=3),
             num_processes=2,
             process_index=process,
             split_batches=True,
@@ -117,7 +118,7 @@ def test_engine_fit_sees_fresh_pairings_every_epoch():
     from smallml.lab import engine
 
     inputs, targets = _data(16)
-    loader = mimo_loader(inputs, targets, num_members=2, batch_size=8, seed=0)
+    loader = mimo_loader(inputs, targets, num_members=2, batch_size=8, random_state=0)
     model = torch.nn.Linear(1, 1)
     seen = []
 
@@ -132,3 +133,24 @@ def test_engine_fit_sees_fresh_pairings_every_epoch():
     first, second = torch.cat(seen[:2], 1), torch.cat(seen[2:], 1)
     assert not torch.equal(first, second)
     assert torch.equal(first[0].sort().values, torch.arange(16))  # an epoch covers the data
+
+
+def test_random_state_takes_generators_and_the_old_name_still_works():
+    first = MIMOBatchSampler(16, num_members=2, batch_size=4, random_state=3).epoch_indices(0)
+    with pytest.warns(DeprecationWarning, match="'seed' is deprecated; use 'random_state'"):
+        old = MIMOBatchSampler(16, num_members=2, batch_size=4, seed=3).epoch_indices(0)
+    assert all(torch.equal(a, b) for a, b in zip(first, old))
+    # a generator gives one seed drawn from it: the same generator state, the same batches
+    drawn = [
+        MIMOBatchSampler(
+            16, num_members=2, batch_size=4, random_state=np.random.default_rng(9)
+        ).epoch_indices(0)
+        for _ in range(2)
+    ]
+    assert all(torch.equal(a, b) for a, b in zip(*drawn))
+    fresh = [
+        MIMOBatchSampler(16, num_members=2, batch_size=4, random_state=None).seed for _ in range(2)
+    ]
+    assert fresh[0] != fresh[1]
+    with pytest.raises(ValueError, match="random_state"):
+        MIMOBatchSampler(16, num_members=2, batch_size=4, random_state=-1)

@@ -1,5 +1,6 @@
 from collections import Counter
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
@@ -13,7 +14,9 @@ def _labels():
 
 def test_every_batch_holds_m_samples_of_p_classes():
     labels = _labels()
-    sampler = ClassBalancedBatchSampler(labels, samples_per_class=2, classes_per_batch=3, seed=1)
+    sampler = ClassBalancedBatchSampler(
+        labels, samples_per_class=2, classes_per_batch=3, random_state=1
+    )
     assert len(sampler) == 25 // 6
     batches = list(sampler)
     assert len(batches) == len(sampler)
@@ -25,7 +28,7 @@ def test_every_batch_holds_m_samples_of_p_classes():
 
 def test_all_classes_by_default_and_samples_visited_evenly():
     labels = _labels()
-    sampler = ClassBalancedBatchSampler(labels, samples_per_class=2, num_batches=15, seed=0)
+    sampler = ClassBalancedBatchSampler(labels, samples_per_class=2, num_batches=15, random_state=0)
     seen = Counter(i for batch in sampler for i in batch)
     # class 0 (10 samples) hands out 30 indices: three full passes, each sample three times
     assert all(seen[i] == 3 for i in range(10))
@@ -37,8 +40,8 @@ def test_small_classes_repeat_samples_and_epochs_differ_but_seeds_reproduce():
     labels = torch.tensor([0, 0, 0, 0, 1])
     batch = next(iter(ClassBalancedBatchSampler(labels, samples_per_class=3)))
     assert batch.count(4) == 3  # the one sample of class 1 fills its three places
-    first = ClassBalancedBatchSampler(_labels(), samples_per_class=2, seed=5)
-    second = ClassBalancedBatchSampler(_labels(), samples_per_class=2, seed=5)
+    first = ClassBalancedBatchSampler(_labels(), samples_per_class=2, random_state=5)
+    second = ClassBalancedBatchSampler(_labels(), samples_per_class=2, random_state=5)
     epoch_one = list(first)
     assert epoch_one == list(second)
     assert list(first) != epoch_one  # the next epoch draws other batches
@@ -46,7 +49,7 @@ def test_small_classes_repeat_samples_and_epochs_differ_but_seeds_reproduce():
 
 def test_works_as_a_data_loader_batch_sampler():
     labels = _labels()
-    sampler = ClassBalancedBatchSampler(labels, samples_per_class=2, seed=0)
+    sampler = ClassBalancedBatchSampler(labels, samples_per_class=2, random_state=0)
     loader = DataLoader(TensorDataset(torch.arange(25), labels), batch_sampler=sampler)
     for indices, batch_labels in loader:
         assert torch.equal(labels[indices], batch_labels)
@@ -66,3 +69,16 @@ def test_works_as_a_data_loader_batch_sampler():
 def test_bad_arguments_are_refused(labels, kwargs, message):
     with pytest.raises((ValueError, TypeError), match=message):
         ClassBalancedBatchSampler(labels, **kwargs)
+
+
+def test_random_state_takes_a_generator_and_the_old_name_still_works():
+    labels = _labels()
+    first = list(ClassBalancedBatchSampler(labels, samples_per_class=2, random_state=5))
+    with pytest.warns(DeprecationWarning, match="'seed' is deprecated; use 'random_state'"):
+        old = list(ClassBalancedBatchSampler(labels, samples_per_class=2, seed=5))
+    assert old == first
+    generator = np.random.default_rng(5)  # used as is: the same draws as the seed
+    assert (
+        list(ClassBalancedBatchSampler(labels, samples_per_class=2, random_state=generator))
+        == first
+    )

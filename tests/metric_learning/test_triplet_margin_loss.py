@@ -4,8 +4,16 @@ import warnings
 import pytest
 import torch
 from pytorch_metric_learning import distances, losses, miners, reducers
+from torch.overrides import TorchFunctionMode
 
-from smallml.metric_learning import TripletMarginLoss, triplet_margin_loss
+from smallml.metric_learning import (
+    MINING,
+    TripletMarginLoss,
+    hard_triplets,
+    mine_from_distances,
+    pairwise_distances,
+    triplet_margin_loss,
+)
 
 
 def _batch(seed=0, size=20, dim=3, classes=4):
@@ -117,55 +125,190 @@ def test_gradient_equals_the_functional_loss_on_the_mined_triplets():
     embeddings, labels = _batch(seed=3)
     first = embeddings.clone().requires_grad_(True)
     TripletMarginLoss(1.0, "hard")(first, labels).backward()
-    from smallml.metric_learning import hard_triplets
-
     a, p, n = hard_triplets(embeddings, labels)
     second = embeddings.clone().requires_grad_(True)
     triplet_margin_loss(second[a], second[p], second[n], margin=1.0).backward()
     torch.testing.assert_close(first.grad, second.grad, rtol=1e-4, atol=1e-6)
 
 
-def test_stats_follow_their_definitions():
+@pytest.mark.parametrize("mining", ["hard", "semi_hard", "all", "random"])
+def test_stats_follow_their_definitions(mining):
     embeddings, labels = _batch(seed=4)
-    loss_fn = TripletMarginLoss(1.0, "random", generator=torch.Generator().manual_seed(0))
-    loss_fn(embeddings, labels)
+    loss_fn = TripletMarginLoss(0.5, mining, random_state=torch.Generator().manual_seed(0))
+    loss = loss_fn(embeddings, labels)
     stats = loss_fn.stats
-    assert stats["num_triplets"] == 20  # every anchor has positives and negatives
+    # the same triplets as index tensors: the draws of "random" repeat from the same seed
+    a, p, n = mine_from_distances(
+        pairwise_distances(embeddings),
+        labels,
+        mining,
+        margin=0.5,
+        random_state=torch.Generator().manual_seed(0),
+    )
+    d_ap = torch.linalg.vector_norm(embeddings[a] - embeddings[p], dim=1)
+    d_an = torch.linalg.vector_norm(embeddings[a] - embeddings[n], dim=1)
+    per_triplet = torch.relu(d_ap - d_an + 0.5)
+    assert stats["num_triplets"] == len(a) > 0
+    assert float(loss) == pytest.approx(float(per_triplet.mean()), rel=1e-5)
+    assert stats["active_fraction"] == pytest.approx(float((per_triplet > 0).float().mean()))
+    assert stats["mean_positive_distance"] == pytest.approx(float(d_ap.mean()), rel=1e-5)
+    assert stats["mean_negative_distance"] == pytest.approx(float(d_an.mean()), rel=1e-5)
     distances_ = torch.cdist(embeddings, embeddings, compute_mode="donot_use_mm_for_euclid_dist")
     assert stats["mean_pairwise_distance"] == pytest.approx(
         float(distances_.sum() / (20 * 19)), rel=1e-4
     )
-    assert 0.0 <= stats["active_fraction"] <= 1.0
-    # the random draws come from the given generator: the same seed gives the same loss
-    again = TripletMarginLoss(1.0, "random", generator=torch.Generator().manual_seed(0))
-    assert float(again(embeddings, labels)) == float(
-        TripletMarginLoss(1.0, "random", generator=torch.Generator().manual_seed(0))(
-            embeddings, labels
-        )
+    if mining == "hard":
+        assert stats["num_triplets"] == 20  # every anchor has positives and negatives
+
+
+def test_random_mining_follows_its_random_state():
+    embeddings, labels = _batch(seed=4)
+
+    def losses(random_state, calls=3):
+        loss_fn = TripletMarginLoss(1.0, "random", random_state=random_state)
+        return [float(loss_fn(embeddings, labels)) for _ in range(calls)]
+
+    first = losses(7)
+    assert first == losses(7)  # an int: the same stream from the start
+    assert len(set(first)) == 3  # ... that continues between calls
+    assert first == losses(torch.Generator().manual_seed(7))
+    assert first != losses(8)
+    with pytest.warns(DeprecationWarning, match="'generator' is deprecated; use 'random_state'"):
+        old = TripletMarginLoss(1.0, "random", generator=torch.Generator().manual_seed(7))
+    assert [float(old(embeddings, labels)) for _ in range(3)] == first
+
+
+def test_precomputed_triplets_give_the_functional_loss_and_match_pytorch_metric_learning():
+    generator = torch.Generator().manual_seed(5)
+    embeddings = torch.randn(40, 8, generator=generator)
+    labels = torch.randint(5, (40,), generator=generator)
+    triplets = miners.TripletMarginMiner(margin=0.3, type_of_triplets="semihard")(
+        embeddings, labels
     )
+    assert len(triplets[0]) > 0
+    ours_input = embeddings.clone().requires_grad_(True)
+    theirs_input = embeddings.clone().requires_grad_(True)
+    loss_fn = TripletMarginLoss(0.3, "hard")  # the mining is not used with indices_tuple
+    ours = loss_fn(ours_input, labels, indices_tuple=triplets)
+    assert loss_fn.stats["num_triplets"] == len(triplets[0])
+    without_labels = loss_fn(embeddings, indices_tuple=triplets)
+    a, p, n = triplets
+    reference = triplet_margin_loss(embeddings[a], embeddings[p], embeddings[n], margin=0.3)
+    assert float(ours.detach()) == pytest.approx(float(reference), rel=1e-5)
+    assert float(without_labels) == pytest.approx(float(reference), rel=1e-5)
+    distance = distances.LpDistance(normalize_embeddings=False, p=2, power=1)
+    theirs = losses.TripletMarginLoss(
+        margin=0.3, distance=distance, reducer=reducers.MeanReducer()
+    )(theirs_input, labels, triplets)
+    assert float(ours.detach()) == pytest.approx(float(theirs.detach()), rel=1e-5)
+    ours.backward()
+    theirs.backward()
+    torch.testing.assert_close(ours_input.grad, theirs_input.grad, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="indices_tuple must be"):
+        loss_fn(embeddings, labels, indices_tuple=(a, p, a, n))
+    with pytest.raises(ValueError, match="one length; got"):
+        loss_fn(embeddings, labels, indices_tuple=(a, p, n[:-1]))
+    with pytest.raises(ValueError, match="labels are needed"):
+        loss_fn(embeddings)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("mining", ["hard", "semi_hard", "all"])
+def test_half_precision_embeddings_are_computed_in_float32(dtype, mining):
+    embeddings, labels = _batch(seed=6, size=24, dim=8)
+    half = embeddings.to(dtype)
+    half_input = half.clone().requires_grad_(True)
+    loss = TripletMarginLoss(1.0, mining)(half_input, labels)
+    # the reference: the same (rounded) values in float32
+    reference = TripletMarginLoss(1.0, mining)(half.float(), labels)
+    assert loss.dtype == torch.float32
+    assert float(loss) == pytest.approx(float(reference), rel=1e-6)
+    loss.backward()
+    assert half_input.grad.dtype == dtype and torch.isfinite(half_input.grad.float()).all()
+
+
+def test_non_finite_embeddings_are_refused_with_the_rows_named():
+    embeddings, labels = _batch(seed=7, size=8)
+    embeddings[3, 1] = float("nan")
+    embeddings[5, 0] = float("inf")
+    triplets = (torch.tensor([0, 1]), torch.tensor([4, 5]), torch.tensor([1, 2]))
+    for mining in MINING:
+        with pytest.raises(ValueError, match=r"embeddings must be finite; rows \[3, 5\]"):
+            TripletMarginLoss(1.0, mining)(embeddings, labels)
+    with pytest.raises(ValueError, match=r"embeddings must be finite; rows \[3, 5\]"):
+        TripletMarginLoss()(embeddings, indices_tuple=triplets)
+    with pytest.raises(ValueError, match=r"rows \[3, 5\]"):
+        hard_triplets(embeddings, labels)
+
+
+def test_no_host_sync_beyond_the_one_check_of_the_values():
+    """Reads of tensor values on the host (the sync points on an accelerator): a call makes
+    exactly one, the check of the values (an asynchronous assertion off the CPU)."""
+    reads = []
+
+    class Reads(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            name = getattr(func, "__name__", "")
+            if name in {"item", "tolist", "__bool__", "__float__", "__int__", "nonzero"}:
+                reads.append(name)
+            return func(*args, **(kwargs or {}))
+
+    embeddings, labels = _batch(seed=8, size=32)
+    for mining in MINING:
+        loss_fn = TripletMarginLoss(1.0, mining, random_state=0)
+        embeddings_ = embeddings.clone().requires_grad_(True)
+        with Reads():
+            loss_fn(embeddings_, labels).backward()
+        assert reads == ["__bool__"], mining
+        reads.clear()
+        with Reads():
+            loss_fn.stats
+        assert reads == ["tolist"]  # reading the statistics is the one copy
+        reads.clear()
 
 
 def test_collapse_warning_fires_on_identical_embeddings_only():
     labels = torch.tensor([0, 0, 1, 1, 2, 2])
     collapsed = torch.ones(6, 4, requires_grad=True)
     loss_fn = TripletMarginLoss(1.0, "hard")
+    loss = loss_fn(collapsed * 3.0, labels)
     with pytest.warns(RuntimeWarning, match="collapsed"):
-        loss = loss_fn(collapsed * 3.0, labels)
+        loss_fn.stats
     assert float(loss.detach()) == pytest.approx(1.0)  # the loss sits at the margin
     loss.backward()
     assert torch.isfinite(collapsed.grad).all()  # coinciding points give no NaN gradient
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         loss_fn(torch.randn(6, 4), labels)
+        loss_fn.stats
 
 
-def test_a_batch_without_positives_warns_and_gives_a_zero_loss_with_a_graph():
-    embeddings = torch.randn(4, 2, requires_grad=True)
-    with pytest.warns(RuntimeWarning, match="no class appears twice"):
-        loss = TripletMarginLoss(1.0, "hard")(embeddings, torch.tensor([0, 1, 2, 3]))
+@pytest.mark.parametrize(
+    ("mining", "embeddings", "labels", "match"),
+    [
+        ("hard", torch.randn(4, 2), torch.tensor([0, 1, 2, 3]), "no class appears twice"),
+        ("random", torch.randn(4, 2), torch.tensor([0, 1, 2, 3]), "no class appears twice"),
+        ("all", torch.randn(4, 2), torch.tensor([0, 1, 2, 3]), "no class appears twice"),
+        # the classes sit 10 apart, each class within 0.1: every negative is beyond the margin
+        (
+            "semi_hard",
+            torch.tensor([[0.0], [0.1], [10.0], [10.1]]),
+            torch.tensor([0, 0, 1, 1]),
+            "no negative lies between",
+        ),
+    ],
+)
+def test_a_batch_without_triplets_warns_and_gives_a_zero_loss_with_a_graph(
+    mining, embeddings, labels, match
+):
+    embeddings = embeddings.clone().requires_grad_(True)
+    loss_fn = TripletMarginLoss(1.0, mining)
+    loss = loss_fn(embeddings, labels)
+    with pytest.warns(RuntimeWarning, match=match):
+        assert loss_fn.stats["num_triplets"] == 0
     assert float(loss.detach()) == 0.0
     loss.backward()
-    assert torch.equal(embeddings.grad, torch.zeros(4, 2))
+    assert torch.equal(embeddings.grad, torch.zeros_like(embeddings))
 
 
 def test_bad_arguments_are_refused_with_clear_errors():

@@ -98,7 +98,7 @@ def test_random_triplets_are_valid_one_per_anchor_and_cover_every_choice():
     generator = torch.Generator().manual_seed(0)
     positives_seen = set()
     for _ in range(200):
-        a, p, n = mine_from_distances(distances, labels, "random", generator=generator)
+        a, p, n = mine_from_distances(distances, labels, "random", random_state=generator)
         assert len(set(a.tolist())) == len(a) == 15  # every anchor but the singleton, once
         assert (labels[a] == labels[p]).all() and (a != p).all()
         assert (labels[a] != labels[n]).all()

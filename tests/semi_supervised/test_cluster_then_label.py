@@ -190,7 +190,7 @@ def test_float32_input_and_integral_float_labels():
     model = ClusterThenLabel(3, random_state=0).fit(X.astype(np.float32), y_semi.astype(float))
     reference = ClusterThenLabel(3, random_state=0).fit(X, y_semi)
     assert model.cluster_centers_.dtype == np.float32
-    assert model.classes_.dtype.kind == "i"
+    assert model.classes_.dtype == np.float64  # the labels' dtype is kept, as scikit-learn
     np.testing.assert_allclose(model.cluster_centers_, reference.cluster_centers_, rtol=1e-4)
     np.testing.assert_array_equal(model.predict(X.astype(np.float32)), reference.predict(X))
 
@@ -234,3 +234,24 @@ def _expected_failures(estimator):
 )
 def test_scikit_learn_estimator_checks(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_the_nearest_pass_equals_a_brute_force_assignment(fast):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3000, 5)) + 10.0  # away from the origin
+    centers = X[rng.choice(3000, 6, replace=False)].copy()
+    centers[5] = 1e3  # far from every sample: a cluster the nearest assignment leaves empty
+    x_sq = np.einsum("nd,nd->n", X, X)
+    nearest_pass = steps.NearestPass(X, x_sq)
+    nearest_pass.fast = fast and nearest_pass.fast  # False: the NumPy pass
+    squared = ((X[:, None, :] - centers[None]) ** 2).sum(-1)
+    expected = squared.argmin(1)
+    for used in (centers[:5], centers):  # no empty cluster, then one (NumPy pass either way)
+        nearest, sums, counts, total = nearest_pass(used)
+        expected = squared[:, : len(used)].argmin(1)
+        np.testing.assert_array_equal(nearest, expected)
+        for k in range(len(used)):
+            np.testing.assert_allclose(sums[k], X[expected == k].sum(0), rtol=1e-10, atol=1e-9)
+        np.testing.assert_array_equal(counts, np.bincount(expected, minlength=len(used)))
+        assert total == pytest.approx(squared[np.arange(3000), expected].sum(), rel=1e-9)

@@ -42,8 +42,41 @@ def test_losses_slopes_and_picks_follow_their_definitions():
     assert result.naive_best_lr == lrs[int(np.argmax(drops))]
     # the first batch is seen by every candidate from the same weights: same first loss
     assert np.allclose(result.losses[:, 0], result.losses[0, 0])
-    assert result.pick_frequency.sum() <= 1.0 + 1e-9
-    assert (result.slope_intervals[:, 0] <= result.slope_intervals[:, 1]).all()
+
+
+def test_bootstrap_frequencies_and_intervals_equal_a_loop_over_the_resamples():
+    batches = _problem(num_batches=8)
+    lrs = [1e-3, 3e-2, 1e-1, 0.3, 1.0]
+    result = lr_range_test(
+        _model(), F.cross_entropy, batches, lrs=lrs, num_batches=8, random_state=3
+    )
+    # the same resamples, drawn as documented: one index vector per resample, shared by all lrs
+    rng = np.random.default_rng(3)
+    index = rng.integers(0, 8, size=(200, 8))
+    wins = np.zeros(len(lrs))
+    slopes = np.empty((len(lrs), 200))
+    for r, rows in enumerate(index):
+        for i in range(len(lrs)):
+            x, y = rows.astype(float), result.losses[i, rows]
+            slopes[i, r] = np.nan if np.ptp(x) == 0 else np.polyfit(x, y, 1)[0]
+        negative = [(slopes[i, r], i) for i in range(len(lrs)) if slopes[i, r] < 0]
+        if negative:
+            wins[min(negative)[1]] += 1
+    np.testing.assert_allclose(result.pick_frequency, wins / 200)
+    expected = np.nanpercentile(slopes, [2.5, 97.5], axis=1).T
+    np.testing.assert_allclose(result.slope_intervals, expected, rtol=1e-7, atol=1e-10)
+    best = result.best_index
+    assert result.stable == (result.pick_frequency[best] >= 0.9)
+    # a generator is used as is: the same draws as its seed
+    again = lr_range_test(
+        _model(),
+        F.cross_entropy,
+        batches,
+        lrs=lrs,
+        num_batches=8,
+        random_state=np.random.default_rng(3),
+    )
+    np.testing.assert_array_equal(again.pick_frequency, result.pick_frequency)
 
 
 def test_every_candidate_sees_the_same_batches_from_a_one_shot_iterator():
@@ -54,9 +87,12 @@ def test_every_candidate_sees_the_same_batches_from_a_one_shot_iterator():
         return F.cross_entropy(outputs, targets)
 
     batches = iter(_problem(num_batches=12))  # a generator-like source is read once
-    lr_range_test(
-        _model(), loss_fn, batches, lrs=[1e-3, 1e-2, 1e-1], num_batches=5, num_bootstrap=0
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no bootstrap: no stability warning either
+        result = lr_range_test(
+            _model(), loss_fn, batches, lrs=[1e-3, 1e-2, 1e-1], num_batches=5, num_bootstrap=0
+        )
+    assert not result.stable and "stability not measured" in result.message
     assert len(seen) == 15
     for candidate in range(1, 3):
         for step in range(5):

@@ -35,16 +35,19 @@ _FUNCTIONAL_DROPOUT = {
 class _DropoutCalls(TorchFunctionMode):
     """Records functional dropout called outside a dropout module."""
 
-    def __init__(self, stack: list[tuple[str, nn.Module]]) -> None:
+    def __init__(
+        self, stack: list[tuple[str, nn.Module]], allowed: tuple[type[nn.Module], ...]
+    ) -> None:
         super().__init__()
         self.stack = stack
+        self.allowed = (_DropoutNd, *allowed)
         self.offenders: list[str] = []
 
     def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         if (
             func in _FUNCTIONAL_DROPOUT
             and self.stack
-            and not isinstance(self.stack[-1][1], _DropoutNd)
+            and not isinstance(self.stack[-1][1], self.allowed)
         ):
             name, module = self.stack[-1]
             where = f"{name or 'the model'} ({type(module).__name__})"
@@ -54,8 +57,11 @@ class _DropoutCalls(TorchFunctionMode):
 
 
 @contextmanager
-def no_functional_dropout(model: nn.Module) -> Iterator[None]:
-    """Run a forward pass and raise if a module called functional dropout itself."""
+def no_functional_dropout(
+    model: nn.Module, allowed: tuple[type[nn.Module], ...] = ()
+) -> Iterator[None]:
+    """Run a forward pass and raise if a module called functional dropout itself (dropout
+    modules and instances of ``allowed``, whose flag the caller switches, may)."""
     stack: list[tuple[str, nn.Module]] = []
     handles = []
 
@@ -67,7 +73,7 @@ def no_functional_dropout(model: nn.Module) -> Iterator[None]:
             module.register_forward_pre_hook(lambda m, a, name=name: stack.append((name, m)))
         )
         handles.append(module.register_forward_hook(leave, always_call=True))
-    mode = _DropoutCalls(stack)
+    mode = _DropoutCalls(stack, allowed)
     try:
         with mode:
             yield

@@ -10,7 +10,7 @@ With ``p = probs.mean(0)`` and ``H`` the entropy in nats:
 - accuracy: share of ``argmax p`` equal to the target;
 - negative log-likelihood: ``mean_b -log p[b, y_b]``;
 - Brier score: ``mean_b sum_k (p[b, k] - onehot(y_b)[k])^2`` (0 best, 2 worst);
-- expected calibration error: torchmetrics' binned L1 gap between confidence and accuracy;
+- expected calibration error: binned L1 gap between confidence and accuracy (torchmetrics' bins);
 - predictive entropy: ``H(p)`` per example (total uncertainty);
 - mutual information: ``H(p) - mean_m H(probs[m])`` per example (the members' disagreement
   about the distribution, "epistemic" uncertainty; 0 when all members agree);
@@ -21,7 +21,8 @@ With ``p = probs.mean(0)`` and ``H`` the entropy in nats:
 from __future__ import annotations
 
 import torch
-from torchmetrics.functional.classification import multiclass_calibration_error
+
+from smallml._utils.checks import check_number
 
 _TINY = 1e-12  # floor of probabilities under a log
 
@@ -74,13 +75,19 @@ def brier_score(probs: torch.Tensor, targets: torch.Tensor) -> float:
 def expected_calibration_error(
     probs: torch.Tensor, targets: torch.Tensor, *, num_bins: int = 15
 ) -> float:
-    """Expected calibration error of the mean prediction (``num_bins`` equal-width confidence
-    bins, L1), computed by torchmetrics."""
+    """Expected calibration error of the mean prediction: ``num_bins`` equal-width confidence
+    bins, the gap between mean confidence and accuracy in each, weighted by its share of the
+    examples (L1; the bins of torchmetrics' ``multiclass_calibration_error``)."""
     _check(probs, targets)
-    mean = probs.mean(0)
-    return float(
-        multiclass_calibration_error(mean, targets, num_classes=mean.shape[-1], n_bins=num_bins)
-    )
+    check_number("num_bins", num_bins, low=1, integer=True)
+    confidence, predicted = probs.mean(0).max(-1)
+    correct = (predicted == targets).to(confidence.dtype)
+    edges = torch.linspace(0, 1, num_bins + 1, dtype=confidence.dtype, device=confidence.device)
+    # bin b holds [edge_b, edge_b+1); a confidence of exactly 1 gets a slot of its own
+    bins = torch.bucketize(confidence, edges, right=True) - 1
+    gaps = confidence.new_zeros(num_bins + 1).scatter_add_(0, bins, confidence - correct)
+    # share_b * |conf_b - acc_b| = |sum over the bin of (confidence - correct)| / B
+    return float(gaps.abs().sum() / confidence.numel())
 
 
 def predictive_entropy(probs: torch.Tensor) -> torch.Tensor:

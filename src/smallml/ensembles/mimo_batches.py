@@ -26,6 +26,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
 
 from smallml._utils.checks import check_number
+from smallml._utils.deprecation import renamed_argument
+from smallml._utils.randomness import seed_from
 
 
 class MIMOBatchSampler(Sampler[list[tuple[int, ...]]]):
@@ -41,7 +43,9 @@ class MIMOBatchSampler(Sampler[list[tuple[int, ...]]]):
         rho: share of each batch's rows where all members see the same example, in [0, 1].
         batch_repetitions: times every example of a batch is repeated (>= 1).
         drop_last: drop the last, smaller batch of an epoch.
-        seed: seeds the permutations together with the epoch number.
+        random_state: seeds the permutations together with the epoch number: an int, a
+            numpy or torch generator (one seed drawn from it here) or None (a seed drawn
+            from the system). ``seed=`` is its deprecated name.
 
     Attributes:
         batch_size: rows per yielded batch, ``batch_size * batch_repetitions`` (what
@@ -49,6 +53,7 @@ class MIMOBatchSampler(Sampler[list[tuple[int, ...]]]):
         epoch: the epoch the next ``iter()`` draws.
     """
 
+    @renamed_argument("seed", "random_state")
     def __init__(
         self,
         num_examples: int,
@@ -58,14 +63,16 @@ class MIMOBatchSampler(Sampler[list[tuple[int, ...]]]):
         rho: float = 0.0,
         batch_repetitions: int = 1,
         drop_last: bool = True,
-        seed: int = 0,
+        random_state: int | np.random.Generator | torch.Generator | None = 0,
     ) -> None:
         check_number("num_examples", num_examples, low=1, integer=True)
         check_number("num_members", num_members, low=1, integer=True)
         check_number("batch_size", batch_size, low=1, integer=True)
         check_number("rho", rho, low=0.0, high=1.0)
         check_number("batch_repetitions", batch_repetitions, low=1, integer=True)
-        check_number("seed", seed, low=0, integer=True)
+        seed = seed_from(random_state)
+        if seed is None:
+            seed = int(np.random.SeedSequence().generate_state(2, dtype=np.uint64)[0] >> 1)
         if drop_last and batch_size > num_examples:
             raise ValueError(
                 f"batch_size={batch_size} is larger than the data set ({num_examples} examples) "
@@ -78,7 +85,8 @@ class MIMOBatchSampler(Sampler[list[tuple[int, ...]]]):
         self.rho = rho
         self.batch_repetitions = batch_repetitions
         self.drop_last = drop_last
-        self.seed = seed
+        self.random_state = random_state
+        self.seed = seed  # the int the permutations are drawn from
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -151,6 +159,7 @@ def _as_is(batch: Any) -> Any:
     return batch
 
 
+@renamed_argument("seed", "random_state")
 def mimo_loader(
     *data: torch.Tensor | Dataset,
     num_members: int,
@@ -158,14 +167,14 @@ def mimo_loader(
     rho: float = 0.0,
     batch_repetitions: int = 1,
     drop_last: bool = True,
-    seed: int = 0,
+    random_state: int | np.random.Generator | torch.Generator | None = 0,
     num_workers: int = 0,
 ) -> DataLoader:
     """A ``DataLoader`` of MIMO training batches ``(inputs (M, R, ...), targets (M, R))``.
 
     Args:
         data: ``inputs, targets`` tensors, or one ``Dataset`` of ``(input, target)`` pairs.
-        num_members, batch_size, rho, batch_repetitions, drop_last, seed: see
+        num_members, batch_size, rho, batch_repetitions, drop_last, random_state: see
             ``MIMOBatchSampler``; ``R = batch_size * batch_repetitions`` rows per member.
         num_workers: ``DataLoader`` worker processes.
 
@@ -194,7 +203,7 @@ def mimo_loader(
         rho=rho,
         batch_repetitions=batch_repetitions,
         drop_last=drop_last,
-        seed=seed,
+        random_state=random_state,
     )
     return DataLoader(
         MIMODataset(dataset), batch_sampler=sampler, collate_fn=_as_is, num_workers=num_workers

@@ -11,6 +11,8 @@ import torch
 from torch.utils.data import Sampler
 
 from smallml._utils.checks import check_number
+from smallml._utils.deprecation import renamed_argument
+from smallml._utils.randomness import NumpyRandomState, numpy_generator
 
 
 class ClassBalancedBatchSampler(Sampler[list[int]]):
@@ -29,7 +31,9 @@ class ClassBalancedBatchSampler(Sampler[list[int]]):
         classes_per_batch: classes in a batch, drawn at random per batch when fewer than all
             (>= 2, so anchors have negatives); all classes when None.
         num_batches: batches per epoch; ``N // batch_size`` (at least 1) when None.
-        seed: seed of the sampler's own generator; successive epochs draw different batches.
+        random_state: the sampler's own generator: an int seed, a ``np.random.Generator``
+            (used as is) or ``RandomState``, or None (seeded by the system); successive
+            epochs draw different batches. ``seed=`` is its deprecated name.
 
     Example:
         >>> labels = [0, 0, 0, 1, 1, 1, 2, 2]
@@ -38,6 +42,7 @@ class ClassBalancedBatchSampler(Sampler[list[int]]):
         (1, [[0, 0, 1, 1, 2, 2]])
     """
 
+    @renamed_argument("seed", "random_state")
     def __init__(
         self,
         labels: Sequence[int] | torch.Tensor | np.ndarray,
@@ -45,7 +50,7 @@ class ClassBalancedBatchSampler(Sampler[list[int]]):
         samples_per_class: int,
         classes_per_batch: int | None = None,
         num_batches: int | None = None,
-        seed: int = 0,
+        random_state: NumpyRandomState = 0,
     ) -> None:
         array = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
         if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
@@ -72,7 +77,7 @@ class ClassBalancedBatchSampler(Sampler[list[int]]):
         check_number("num_batches", num_batches, low=1, integer=True)
         self.num_batches = int(num_batches)
         self._members = [np.flatnonzero(array == c) for c in self.classes]
-        self._rng = np.random.default_rng(seed)
+        self._rng = numpy_generator(random_state)
         self._queues: list[list[int]] = [[] for _ in self.classes]
 
     def __len__(self) -> int:

@@ -7,7 +7,11 @@ Everything is vectorised over samples. Distances are squared Euclidean, computed
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
+
+try:  # private, but the very pass KMeans runs; NearestPass falls back to NumPy without it
+    from sklearn.cluster._k_means_lloyd import lloyd_iter_chunked_dense as _lloyd_iter
+except ImportError:  # pragma: no cover - another scikit-learn layout
+    _lloyd_iter = None
 
 CHUNK_ROWS = 16384  # rows per distance block: (CHUNK_ROWS, K) floats stay in cache
 
@@ -26,20 +30,100 @@ def nearest_centers(
         ``(N,)`` int64 index of the nearest center (the first one on ties) and ``(N,)`` float64
         squared distance to it.
     """
-    num_samples = len(X)
+    nearest, distance, _ = _assign(X, centers, x_sq_norms, sums=False)
+    return nearest, distance
+
+
+class NearestPass:
+    """The assignment pass of every iteration: each sample's nearest center, the per-cluster
+    sums and counts of that assignment, and the summed squared distance to the nearest centers.
+
+    scikit-learn's Lloyd iteration (Cython, the pass ``KMeans`` itself runs) does the work when
+    it is available: the objective's distance term then comes from the sums, as
+    ``sum_i |x_i|^2 - 2 sum_k c_k.S_k + sum_k n_k |c_k|^2``, with no second pass over ``X``.
+    Otherwise, or when the nearest assignment leaves a cluster empty (scikit-learn would then
+    move points into it on its own), a NumPy pass computes the same quantities.
+    """
+
+    def __init__(self, X: np.ndarray, x_sq_norms: np.ndarray) -> None:
+        self.X = X
+        self.x_sq_norms = x_sq_norms
+        self.x_sq_total = float(x_sq_norms.sum())
+        self.fast = _lloyd_iter is not None and X.flags.c_contiguous
+        if self.fast:
+            self.weights = np.ones(len(X), dtype=X.dtype)
+            self.labels = np.empty(len(X), dtype=np.int32)
+
+    def __call__(self, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """``(N,)`` nearest center, ``(K, D)`` sums, ``(K,)`` counts and the distance total."""
+        if self.fast:
+            num_clusters = len(centers)
+            means = np.empty_like(centers)
+            weights = np.zeros(num_clusters, dtype=centers.dtype)
+            shift = np.zeros(num_clusters, dtype=centers.dtype)
+            _lloyd_iter(self.X, self.weights, centers, means, weights, self.labels, shift, 1, True)
+            # counted from the labels: scikit-learn moves a far point's weight (not its label)
+            # into a cluster the labels leave empty, and the NumPy pass handles that case
+            counts = np.bincount(self.labels, minlength=num_clusters).astype(centers.dtype)
+            if counts.all():
+                sums = means * counts[:, None]
+                total = (
+                    self.x_sq_total
+                    - 2 * float(np.einsum("kd,kd->", centers, sums))
+                    + float(counts @ np.einsum("kd,kd->k", centers, centers))
+                )
+                return self.labels.copy(), sums, counts, max(total, 0.0)
+        nearest, distance, totals = _assign(self.X, centers, self.x_sq_norms, sums=True)
+        assert totals is not None
+        counts = np.bincount(nearest, minlength=len(centers)).astype(centers.dtype)
+        return nearest, totals, counts, float(distance.sum())
+
+
+def _assign(
+    X: np.ndarray, centers: np.ndarray, x_sq_norms: np.ndarray, *, sums: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    # Blocks are laid out (K, rows): the minimum over K then runs across rows in contiguous
+    # vectors, and the nearest index comes from K comparisons with it, several times faster
+    # than NumPy's argmin over short rows of K values.
+    num_samples, num_clusters = len(X), len(centers)
     nearest = np.empty(num_samples, dtype=np.int64)
     distance = np.empty(num_samples, dtype=np.float64)
-    center_sq_norms = np.einsum("kd,kd->k", centers, centers)
+    scaled = (-2 * centers).astype(X.dtype, copy=False)  # (K, D)
+    center_sq_norms = np.einsum("kd,kd->k", centers, centers).astype(X.dtype)[:, None]
+    totals = np.zeros((num_clusters, X.shape[1]), dtype=X.dtype) if sums else None
+    rows = min(CHUNK_ROWS, num_samples)
+    buffer = np.empty((num_clusters, rows), dtype=X.dtype)
+    smallest = np.empty(rows, dtype=X.dtype)
+    is_min = np.empty(rows, dtype=bool)
+    clusters = np.arange(num_clusters)[:, None]
     for start in range(0, num_samples, CHUNK_ROWS):
         stop = min(start + CHUNK_ROWS, num_samples)
-        block = X[start:stop] @ centers.T  # (B, K); |x|^2 does not change the argmin
-        block *= -2
+        size = stop - start
+        chunk, block, low = X[start:stop], buffer[:, :size], smallest[:size]
+        np.matmul(scaled, chunk.T, out=block)  # -2 c.x; |x|^2 does not change the nearest
         block += center_sq_norms
-        index = block.argmin(axis=1)
-        nearest[start:stop] = index
-        distance[start:stop] = block[np.arange(stop - start), index] + x_sq_norms[start:stop]
+        np.min(block, axis=0, out=low)
+        index = nearest[start:stop]
+        for k in range(num_clusters - 1, -1, -1):  # downwards: the first index wins ties
+            np.equal(block[k], low, out=is_min[:size])
+            np.copyto(index, k, where=is_min[:size])
+        np.add(low, x_sq_norms[start:stop], out=distance[start:stop])
+        if totals is not None:  # the block becomes the chunk's one-hot assignment, (K, rows)
+            np.equal(index, clusters, out=block, casting="unsafe")
+            totals += block @ chunk
     np.maximum(distance, 0.0, out=distance)  # rounding can make a tiny distance negative
-    return nearest, distance
+    return nearest, distance, totals
+
+
+def move_samples(
+    sums: np.ndarray, X: np.ndarray, samples: np.ndarray, source: np.ndarray, target: np.ndarray
+) -> None:
+    """Update per-cluster ``sums`` in place for ``samples`` leaving ``source`` for ``target``."""
+    changed = source != target
+    if changed.any():
+        rows = X[samples[changed]]
+        np.subtract.at(sums, source[changed], rows)
+        np.add.at(sums, target[changed], rows)
 
 
 def squared_distances(X: np.ndarray, centers: np.ndarray, x_sq_norms: np.ndarray) -> np.ndarray:
@@ -74,8 +158,14 @@ def class_counts(assignment: np.ndarray, class_index: np.ndarray, shape: tuple[i
 
 
 def _purity_terms(sum_sq: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """``sum_c n_kc^2 / n_k`` per cluster, 0 for a cluster without labeled samples."""
-    return np.divide(sum_sq, sizes, out=np.zeros_like(sum_sq), where=sizes > 0)
+    """``sum_c n_kc^2 / n_k`` per cluster, 0 for a cluster without labeled samples.
+
+    An empty cluster has ``sum_sq`` 0 too, so dividing by ``max(n_k, 1)`` gives its 0 without a
+    masked division (this runs several times per move pass). The hypothetical counts of
+    ``supervised_moves`` read only entries where this also holds: a removal from a cluster
+    of one sample of class c has ``sum_sq - 2 n_kc + 1 = 0``.
+    """
+    return sum_sq / np.maximum(sizes, 1)
 
 
 def weighted_gini(counts: np.ndarray) -> float:
@@ -129,7 +219,7 @@ def supervised_step(
         return start, before, before
     moved = supervised_moves(distances, start, class_index, shape[1], alpha, num_samples)
     after = objective(moved)
-    if previous is not None and objective(previous) < after:
+    if previous is not None and not np.array_equal(previous, moved) and objective(previous) < after:
         moved = supervised_moves(distances, previous, class_index, shape[1], alpha, num_samples)
         after = objective(moved)
     return moved, before, after
@@ -170,18 +260,21 @@ def supervised_moves(
     counts = class_counts(assignment, class_index, (num_clusters, num_classes))
     rows = np.arange(num_labeled)
     weight = alpha / num_labeled
+    scaled = distances / num_samples
     # changes below this are rounding noise, not an improvement
     threshold = 1e-12 * (distances.max(initial=0.0) / num_samples + weight)
     while True:
         sizes = counts.sum(axis=1, keepdims=True)  # (K, 1)
-        sum_sq = (counts**2).sum(axis=1, keepdims=True)
+        sum_sq = np.einsum("kc,kc->k", counts, counts)[:, None]
         purity = _purity_terms(sum_sq, sizes)
-        removal = _purity_terms(sum_sq - 2 * counts + 1, sizes - 1) - purity  # (K, C)
-        addition = _purity_terms(sum_sq + 2 * counts + 1, sizes + 1) - purity  # (K, C)
-        distance_change = (distances - distances[rows, assignment][:, None]) / num_samples
-        delta = distance_change - weight * (
-            removal[assignment, class_index][:, None] + addition[:, class_index].T
-        )  # (L, K)
+        twice = 2 * counts
+        removal = _purity_terms(sum_sq + 1 - twice, sizes - 1) - purity  # (K, C)
+        addition = _purity_terms(sum_sq + 1 + twice, sizes + 1) - purity  # (K, C)
+        distance_change = scaled - scaled[rows, assignment][:, None]  # (L, K)
+        gain = addition[:, class_index].T  # (L, K)
+        gain += removal[assignment, class_index][:, None]
+        gain *= weight
+        delta = distance_change - gain  # (L, K)
         delta[rows, assignment] = np.inf
         target = delta.argmin(axis=1)
         change = delta[rows, target]
@@ -264,15 +357,3 @@ def reseed_empty_clusters(
         assignment[sample] = cluster
         distance[sample] = 0.0
     return assignment
-
-
-def cluster_means(X: np.ndarray, assignment: np.ndarray, num_clusters: int) -> np.ndarray:
-    """``(K, D)`` mean of each cluster's samples (every cluster must have one)."""
-    num_samples = len(X)
-    one_hot = sp.csr_matrix(
-        (np.ones(num_samples, dtype=X.dtype), assignment, np.arange(num_samples + 1)),
-        shape=(num_samples, num_clusters),
-    )
-    sums = np.asarray(one_hot.T @ X)
-    sizes = np.bincount(assignment, minlength=num_clusters).astype(X.dtype)
-    return sums / sizes[:, None]

@@ -130,13 +130,15 @@ class ClusterThenLabel(ClassifierMixin, BaseEstimator):
 
         history, total_moves = [], 0
         previous_assignment, previous_labeled = None, None
+        nearest_pass = steps.NearestPass(X, x_sq_norms)
+        rows = np.arange(len(labeled))
         for _ in range(int(self.max_iter)):
-            nearest, distance = steps.nearest_centers(X, centers, x_sq_norms)
+            assignment, sums, sizes, distance_total = nearest_pass(centers)
             labeled_distance = steps.squared_distances(X[labeled], centers, x_sq_norms[labeled])
-            start = nearest[labeled]
+            start = assignment[labeled]
             moved, before, after = steps.supervised_step(
                 labeled_distance,
-                distance.sum() - distance[labeled].sum(),
+                distance_total - labeled_distance[rows, start].sum(),
                 num_samples,
                 start,
                 previous_labeled,
@@ -146,14 +148,22 @@ class ClusterThenLabel(ClassifierMixin, BaseEstimator):
             )
             history.append((before, after))
             total_moves += int((moved != start).sum())
-
-            assignment = nearest
-            assignment[labeled] = moved
-            distance[labeled] = labeled_distance[np.arange(len(labeled)), moved]
-            assignment = steps.reseed_empty_clusters(
-                assignment, distance, ~target.labeled_mask, num_clusters
+            steps.move_samples(sums, X, labeled, start, moved)
+            sizes += np.bincount(moved, minlength=num_clusters) - np.bincount(
+                start, minlength=num_clusters
             )
-            centers = steps.cluster_means(X, assignment, num_clusters)
+            assignment[labeled] = moved
+
+            if not sizes.all():  # rare: an empty cluster takes the farthest sample
+                distance = steps.assigned_distances(X, centers, x_sq_norms, assignment)
+                reseeded = steps.reseed_empty_clusters(
+                    assignment, distance, ~target.labeled_mask, num_clusters
+                )
+                changed = np.flatnonzero(reseeded != assignment)
+                steps.move_samples(sums, X, changed, assignment[changed], reseeded[changed])
+                assignment = reseeded
+                sizes = np.bincount(assignment, minlength=num_clusters).astype(X.dtype)
+            centers = sums / sizes[:, None]
             repeated = previous_assignment is not None and np.array_equal(
                 assignment, previous_assignment
             )
@@ -163,7 +173,7 @@ class ClusterThenLabel(ClassifierMixin, BaseEstimator):
                 break
 
         self.cluster_centers_ = centers
-        self.labels_ = assignment
+        self.labels_ = assignment.astype(np.int64, copy=False)
         self.objective_history_ = np.asarray(history, dtype=np.float64)
         self.n_iter_ = len(history)
         self.n_moves_ = total_moves

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from smallml._utils.checks import check_number
+from smallml._utils.randomness import NumpyRandomState, numpy_generator
 from smallml._utils.state import (
     get_rng_state,
     model_device,
@@ -131,7 +132,7 @@ def lr_range_test(
     optimizer: str | OptimizerFactory = "sgd",
     num_bootstrap: int = 200,
     stability: float = 0.9,
-    random_state: int | None = 0,
+    random_state: NumpyRandomState = 0,
 ) -> LRRangeTestResult:
     """Pick a learning rate by the slope of the batch losses each candidate produces.
 
@@ -151,7 +152,8 @@ def lr_range_test(
             a callable ``(params, lr) -> Optimizer``.
         num_bootstrap: resamples of the batches for the slope intervals (0 disables them).
         stability: share of resamples the pick must win to count as ``stable``.
-        random_state: seed of the bootstrap.
+        random_state: randomness of the bootstrap: an int seed, a ``np.random.Generator`` (used
+            as is) or ``RandomState``, or None (seeded by the system).
 
     Returns:
         ``LRRangeTestResult``.
@@ -213,7 +215,9 @@ def lr_range_test(
             f"best lr {candidates[best]:.3g} wins {frequency[best]:.0%} of "
             f"{num_bootstrap} bootstrap resamples"
         )
-        if not stable:
+        if num_bootstrap == 0:  # nothing measured, nothing to warn about
+            message = f"best lr {candidates[best]:.3g} (num_bootstrap=0: stability not measured)"
+        elif not stable:
             message += f" (below {stability:.0%}: the pick is not stable; use more batches)"
             warnings.warn(f"lr_range_test: {message}", stacklevel=2)
     return LRRangeTestResult(
@@ -278,19 +282,21 @@ def _pick(slopes: np.ndarray, diverged: np.ndarray) -> int | None:
 
 
 def _bootstrap(
-    losses: np.ndarray, diverged: np.ndarray, num_bootstrap: int, random_state: int | None
+    losses: np.ndarray, diverged: np.ndarray, num_bootstrap: int, random_state: NumpyRandomState
 ) -> tuple[np.ndarray, np.ndarray]:
     """Percentile intervals of the slopes and how often each candidate wins, over resamples."""
     n_lrs, num_batches = losses.shape
     if num_bootstrap == 0:
         return np.full((n_lrs, 2), np.nan), np.zeros(n_lrs)
-    rng = np.random.default_rng(random_state)
+    rng = numpy_generator(random_state)
     index = rng.integers(0, num_batches, size=(num_bootstrap, num_batches))  # paired across lrs
     sampled = losses[:, index]  # (n_lrs, num_bootstrap, num_batches)
     slopes = _slopes(index.astype(float), sampled)  # (n_lrs, num_bootstrap)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         intervals = np.nanpercentile(slopes, [2.5, 97.5], axis=1).T
-    picks = [_pick(slopes[:, r], diverged) for r in range(num_bootstrap)]
-    frequency = np.array([sum(p == i for p in picks) for i in range(n_lrs)]) / num_bootstrap
+    # _pick for every resample at once: the steepest usable slope, no pick where none is usable
+    usable = np.where(diverged[:, None] | ~np.isfinite(slopes) | (slopes >= 0), np.inf, slopes)
+    picks = usable.argmin(axis=0)[np.isfinite(usable).any(axis=0)]
+    frequency = np.bincount(picks, minlength=n_lrs) / num_bootstrap
     return intervals, frequency
