@@ -14,10 +14,12 @@ BENCH_STAMP := $(VENV)/.installed-bench
 
 install: $(STAMP)
 
+# dev holds everything the tests need but mlflow, which cannot share one resolution with the
+# bench extra (see pyproject.toml): it comes here, beside dev
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) torch==2.14.1 torchvision==0.29.1
-	$(PIP) -e '.[dev]'
+	$(PIP) -e '.[dev,mlflow]'
 	touch $@
 
 $(BENCH_STAMP): $(STAMP)
