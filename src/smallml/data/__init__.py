@@ -2,8 +2,18 @@
 
 Defaults never download anything: ``load_digits_images`` uses scikit-learn's bundled digits and
 ``make_scenes`` draws its scenes. Real data sets load from a path the user gives.
+
+Return convention: an image set is a tuple of tensors, images ``(N, C, H, W)`` float32 in
+[0, 1] and labels ``(N,)`` int64, then the class names where the files name them
+(``load_cifar``, ``load_image_folder``); a set with more structure is a dataclass named after it
+(``Scenes``, ``Bags``, ``DetectionData``, ``TextCorpus``, ``LabeledTexts``), a
+``torch.utils.data.Dataset`` where it is iterated in training. A split is a boolean mask
+(``split_labeled``) or sorted tuples of class ids (``split_classes``). Everything random takes
+``random_state``: an int (the same data on every call), a numpy ``Generator`` / ``RandomState``
+(whose stream it continues) or None; ``seed=`` is a deprecated alias until the next release.
 """
 
+from smallml.data.augmentation import RandomShiftRotate, affine_batch, augmentation
 from smallml.data.bags import Bags, collate_bags, make_bags, pad_bags
 from smallml.data.detection_files import (
     DetectionData,
@@ -19,9 +29,11 @@ from smallml.data.files import (
     load_image_folder,
     load_mnist,
     read_idx,
-    require_path,
+    read_image_file,
 )
+from smallml.data.labeled_unlabeled import LabeledUnlabeledDataset, semi_supervised_loader
 from smallml.data.litter import CONFOUNDERS, LITTER_CLASSES, litter_style
+from smallml.data.paths import DATA_SETS, DataSetLocation, require_path, resolve_data_path
 from smallml.data.scenes import STYLES, Scenes, SceneStyle, make_scenes
 from smallml.data.splits import split_labeled
 from smallml.data.text import (
@@ -35,16 +47,22 @@ from smallml.data.text import (
 
 __all__ = [
     "CONFOUNDERS",
+    "DATA_SETS",
     "LITTER_CLASSES",
     "STYLES",
     "Bags",
+    "DataSetLocation",
     "DetectionData",
     "FewShotTasks",
     "LabeledTexts",
+    "LabeledUnlabeledDataset",
+    "RandomShiftRotate",
     "SceneStyle",
     "Scenes",
     "Task",
     "TextCorpus",
+    "affine_batch",
+    "augmentation",
     "collate_bags",
     "litter_style",
     "load_cifar",
@@ -63,8 +81,11 @@ __all__ = [
     "make_scenes",
     "pad_bags",
     "read_idx",
+    "read_image_file",
     "require_path",
+    "resolve_data_path",
     "rotate_classes",
+    "semi_supervised_loader",
     "split_classes",
     "split_labeled",
 ]
