@@ -359,8 +359,11 @@ def test_the_wheel_works_with_the_core_dependencies_only(wheel, tmp_path):
     assert result.stdout.strip().endswith("core ok")
     # the command is installed with the core but needs the lab: one line names the extra
     result = _run([tmp_path / "venv" / "bin" / "smallml", "list"], cwd=tmp_path)
-    assert result.returncode != 0
-    assert result.stderr.strip().splitlines()[-1].endswith("pip install 'smallml[lab]'")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "smallml: the smallml command needs matplotlib, accelerate, tqdm, torchmetrics "
+        "(not installed): pip install 'smallml[lab]'"
+    ]
 
 
 @pytest.mark.slow
