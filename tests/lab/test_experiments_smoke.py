@@ -5,13 +5,14 @@ import json
 import pytest
 
 from smallml.lab import registry, runs
+from smallml.lab.config import resolve_config
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", registry.names())
 def test_smoke_preset_runs(name, tmp_path):
     module = registry.load(name)
-    config = runs.resolve_config(module, "smoke", {})
+    config = resolve_config(module, "smoke")
     seeds = module.PRESETS["smoke"].seeds
     path, state, error = runs.execute(
         name,

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from smallml.lab import registry, runs
+from smallml.lab.config import resolve_config
 
 
 def _write_idx(path, array):
@@ -27,7 +28,7 @@ def _mnist_folder(folder, labels):
 
 def _run(name, data, out):
     module = registry.load(name)
-    config = runs.resolve_config(module, "smoke", {})
+    config = resolve_config(module, "smoke")
     return runs.execute(
         name, module, config, preset="smoke", seeds=(0,), out=out, data=data, command=name
     )

@@ -18,6 +18,7 @@ import pytest
 
 from smallml.data import DATA_SETS
 from smallml.lab import recipes, registry, runs
+from smallml.lab.config import resolve_config
 
 REQUIRE_REAL_DATA = os.environ.get("SMALLML_REQUIRE_REAL_DATA") == "1"
 FORMATS = {*recipes.SOURCES, "image_folder"}  # the formats experiments may declare
@@ -101,7 +102,7 @@ def test_data_formats_agree_with_data(name):
 @pytest.mark.parametrize("name", MNIST_EXPERIMENTS)
 def test_smoke_preset_on_fashion_mnist(name, fashion_mnist, tmp_path):
     module = registry.load(name)
-    config = runs.resolve_config(module, "smoke", {})
+    config = resolve_config(module, "smoke")
     # the smoke preset caps what it reads from --data (issue 15: "smoke stays smoke")
     caps = [getattr(config, field, 0) for field in ("max_train", "max_test", "max_per_class")]
     assert any(caps) and all(0 < cap <= 2000 for cap in caps if cap), caps
@@ -155,7 +156,7 @@ def test_smoke_preset_on_three_channel_images(name, tmp_path):
     # folder in its format: runs to done and draws its figures (random images: no accuracy)
     module = registry.load(name)
     data = _tiny_cifar10(tmp_path / "cifar-10-batches-py")
-    config = runs.resolve_config(module, "smoke", {})
+    config = resolve_config(module, "smoke")
     path, state, error = runs.execute(
         name,
         module,
@@ -180,7 +181,7 @@ def test_autoencoder_figures_take_fewer_than_six_test_images():
     from smallml.models import Autoencoder
 
     autoencoder = registry.load("autoencoder")
-    cfg = runs.resolve_config(autoencoder, "smoke", {})
+    cfg = resolve_config(autoencoder, "smoke")
     names = ("mnist", "scenes", "noise")
     images = torch.rand(4, 1, 8, 8)
     sets = {name: {"test": images[:count]} for name, count in zip(names, (3, 4, 1))}

@@ -1,6 +1,7 @@
 """The lab's shared recipes, against references: scikit-learn's split, a seeded permutation,
 hand-written IDX files, mean_interval per column, and what matplotlib actually drew."""
 
+import dataclasses
 import math
 import struct
 import warnings
@@ -87,8 +88,10 @@ def test_percent_tag(fraction, tag):
 # --- data --------------------------------------------------------------------------------------
 
 
-def test_without_data_the_images_are_the_bundled_digits_fixed_split():
-    x_train, y_train, x_test, y_test = recipes.train_test_images(None)
+@pytest.mark.parametrize("caps", [{}, {"max_train": 10, "max_test": 5}])
+def test_without_data_the_images_are_the_bundled_digits_fixed_split(caps):
+    # the caps bound what is read from --data; the digits are always read whole
+    x_train, y_train, x_test, y_test = recipes.train_test_images(None, **caps)
     reference = (*load_digits_images(split="train"), *load_digits_images(split="test"))
     for got, expected in zip((x_train, y_train, x_test, y_test), reference):
         assert torch.equal(got, expected)
@@ -114,6 +117,10 @@ def test_an_mnist_idx_folder_is_read_as_the_data(tmp_path):
     np.testing.assert_allclose(x_train[:, 0].numpy() * 255, arrays["train"][0], atol=1e-3)
     np.testing.assert_array_equal(y_train.numpy(), arrays["train"][1])
     np.testing.assert_array_equal(y_test.numpy(), arrays["test"][1])
+    capped = recipes.train_test_images(tmp_path, max_train=7, max_test=3, random_state=0)
+    assert [len(t) for t in capped] == [7, 7, 3, 3]
+    kept = {bytes(row) for row in (capped[0][:, 0].numpy() * 255).round().astype(np.uint8)}
+    assert kept <= {bytes(row) for row in arrays["train"][0]}  # a subset, not new images
 
 
 def test_an_unknown_source_is_refused():
@@ -252,3 +259,17 @@ def test_band_fills_between_the_interval_ends_and_clips():
     free = recipes.band(ax, [0, 1], estimates).get_paths()[0].vertices[:, 1]
     assert free.min() == pytest.approx(-0.2) and free.max() == pytest.approx(1.1)
     plt.close(fig)
+
+
+def test_for_data_applies_the_nonzero_data_fields_only_with_data(tmp_path):
+    @dataclasses.dataclass
+    class Config:
+        epochs: int = 30
+        width: int = 32
+        data_epochs: int = 10
+        data_width: int = 0  # 0: as on the digits
+        data_only: int = 5  # no field 'only' to replace: left alone
+
+    cfg = Config()
+    assert recipes.for_data(cfg, None) is cfg
+    assert recipes.for_data(cfg, tmp_path) == Config(epochs=10, width=32)

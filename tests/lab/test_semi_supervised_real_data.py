@@ -16,7 +16,8 @@ import torch
 from sklearn.decomposition import PCA
 
 from smallml.lab import recipes, registry, runs
-from smallml.lab.semi_supervised import digits_split, image_split
+from smallml.lab.config import resolve_config
+from smallml.lab.semi_supervised import image_split
 
 NUM_TRAIN, NUM_TEST = 400, 60
 
@@ -80,7 +81,7 @@ def test_image_split_draws_its_parts_from_the_folders_capped_training_split(idx_
 
 def test_the_caps_leave_the_digits_whole():
     capped = image_split(None, 10, seed=3, val_fraction=0.3, max_train=100, max_test=10)
-    plain = digits_split(10, seed=3, val_fraction=0.3)
+    plain = image_split(None, 10, seed=3, val_fraction=0.3)
     assert len(capped.unlabeled_x) == 1437 - 100 and len(capped.test_y) == 360
     for name in ("labeled_x", "val_x", "unlabeled_x", "test_x"):
         assert torch.equal(getattr(capped, name), getattr(plain, name))
@@ -118,7 +119,7 @@ TEST_ACCURACIES = {
 def test_smoke_run_on_an_idx_folder_reads_it_and_finishes(name, idx_folder, tmp_path):
     module = registry.load(name)
     assert "mnist" in module.DATA_FORMATS and "MNIST" in module.DATA
-    config = runs.resolve_config(module, "smoke", {})
+    config = resolve_config(module, "smoke")
     path, state, error = runs.execute(
         name, module, config, preset="smoke", seeds=(0,), out=tmp_path / "runs", data=idx_folder
     )

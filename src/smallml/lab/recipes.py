@@ -15,6 +15,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import warnings
@@ -46,6 +47,7 @@ __all__ = [
     "data_source",
     "digit_features",
     "errorbar",
+    "for_data",
     "image_features",
     "interval_errors",
     "label_spreading_accuracy",
@@ -152,6 +154,24 @@ def data_source(data: Path) -> str:
     )
 
 
+def for_data(cfg: Any, data: Path | None) -> Any:
+    """``cfg`` for the data a run reads: with ``--data``, every non-zero ``data_<name>`` field
+    replaces ``<name>`` (``data_epochs=10`` -> ``epochs=10``); the digits keep ``cfg`` as it is.
+
+    How a full preset sizes a real data set differently from the digits without moving the
+    digits' numbers: ``data_*`` fields are set in the preset, 0 means "as on the digits".
+    """
+    if data is None:
+        return cfg
+    changes = {}
+    for field in dataclasses.fields(cfg):
+        name = field.name.removeprefix("data_")
+        value = getattr(cfg, field.name)
+        if field.name.startswith("data_") and value and hasattr(cfg, name):
+            changes[name] = value
+    return dataclasses.replace(cfg, **changes)
+
+
 def train_test_images(
     data: Path | None,
     *,
@@ -168,8 +188,9 @@ def train_test_images(
         source: what ``data`` holds: ``"mnist"`` (an MNIST-format IDX folder, MNIST or
             Fashion-MNIST), ``"cifar10"`` (the CIFAR-10 python batches) or ``"auto"`` (found
             from the files, ``data_source``).
-        max_train, max_test: read at most this many training / test images (a seeded random
-            subset; 0 keeps all): how a smoke preset stays seconds long on a real data set.
+        max_train, max_test: read at most this many training / test images of ``data`` (a
+            seeded random subset; 0 keeps all): how a smoke preset stays seconds long on a real
+            data set. The bundled digits are always read whole.
         random_state: seed of those subsets.
 
     Returns:
@@ -181,17 +202,15 @@ def train_test_images(
     if data is None:
         x_train, y_train = load_digits_images(split="train")
         x_test, y_test = load_digits_images(split="test")
+        return x_train, y_train, x_test, y_test
+    if source == "auto":
+        source = data_source(data)
+    if source == "mnist":
+        x_train, y_train = load_mnist(data, split="train")
+        x_test, y_test = load_mnist(data, split="test")
     else:
-        if source == "auto":
-            source = data_source(data)
-        if source == "mnist":
-            (x_train, y_train), (x_test, y_test) = (
-                load_mnist(data, split="train"),
-                load_mnist(data, split="test"),
-            )
-        else:
-            x_train, y_train, _ = load_cifar(data, split="train")
-            x_test, y_test, _ = load_cifar(data, split="test")
+        x_train, y_train, _ = load_cifar(data, split="train")
+        x_test, y_test, _ = load_cifar(data, split="test")
     x_train, y_train = subsample(x_train, y_train, max_train, random_state=random_state)
     x_test, y_test = subsample(x_test, y_test, max_test, random_state=random_state)
     return x_train, y_train, x_test, y_test
@@ -234,7 +253,8 @@ def image_features(
         holdout: share of the training split held out of the pool, in (0, 1).
         pca_components: PCA components (0: the raw pixels).
         random_state: seed of the subsets, the cut and the PCA.
-        source, max_train, max_test: as in ``train_test_images`` (the caps apply to ``data``).
+        source, max_train, max_test: as in ``train_test_images`` (the caps apply to ``data``
+            only).
 
     Returns:
         ``X_pool, y_pool, X_held, y_held, X_test, y_test``: features ``(N, C*H*W)`` (or

@@ -40,7 +40,6 @@ import numpy as np
 import torch
 
 from smallml.lab import engine
-from smallml.lab.config import resolve_config as _resolve_config
 from smallml.lab.experiment import Claim, NotApplicable, RunContext
 from smallml.lab.stats import Estimate, mean_interval, proportion_interval
 
@@ -389,14 +388,6 @@ def _judge_one(claim: Claim, summary: dict[str, Estimate], preset: str, num_seed
         return verdict
     verdict.update(held=held, verdict=VERDICT_LABELS[held])
     return verdict
-
-
-def resolve_config(module: ModuleType, preset: str, overrides: dict[str, Any] | None = None) -> Any:
-    """The module's ``Config`` with the preset's values, then typed ``overrides``.
-
-    Kept for existing callers; ``smallml.lab.config.resolve_config`` is the one implementation.
-    """
-    return _resolve_config(module, preset, overrides=overrides)
 
 
 def _timing(started: float, cpu_started: float) -> dict[str, float]:

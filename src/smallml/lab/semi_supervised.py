@@ -12,7 +12,7 @@ There is no training loop here.
   the diagnostics callback.
 - ``choose_on_validation``: the model selection rule (validation accuracy, then NLL).
 - ``image_split``: labeled / validation / unlabeled / test images (the digits, or an MNIST-format
-  IDX folder given with ``--data``) for one seed; ``digits_split`` is it on the digits.
+  IDX folder given with ``--data``) for one seed; ``ImageSplit.loader`` its training batches.
 - ``curves`` and ``diagnostics_figure``: the per-epoch diagnostics as lists and as a figure.
 """
 
@@ -30,18 +30,16 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from smallml._utils.checks import check_number
-from smallml.data import split_labeled
+from smallml.data import semi_supervised_loader, split_labeled
 from smallml.lab import engine, recipes
 from smallml.semi_supervised import SemiSupervisedStep
 
 __all__ = [
-    "DigitsSplit",
     "ImageSplit",
     "UnlabeledDiagnostics",
     "choose_on_validation",
     "curves",
     "diagnostics_figure",
-    "digits_split",
     "fit_semi_supervised",
     "image_split",
 ]
@@ -152,8 +150,17 @@ class ImageSplit:
     test_x: torch.Tensor
     test_y: torch.Tensor
 
-
-DigitsSplit = ImageSplit  # the name from before images other than the digits could be split
+    def loader(self, *, batch_size: int, unlabeled_ratio: int, random_state: int) -> DataLoader:
+        """The training batches: ``semi_supervised_loader`` of the labeled and unlabeled images."""
+        return semi_supervised_loader(
+            self.labeled_x,
+            self.labeled_y,
+            self.unlabeled_x,
+            batch_size=batch_size,
+            unlabeled_ratio=unlabeled_ratio,
+            num_classes=10,
+            random_state=random_state,
+        )
 
 
 def image_split(
@@ -191,8 +198,6 @@ def image_split(
         (100, 100, 360)
     """
     check_number("val_fraction", val_fraction, low=0.0, high=1.0, high_inclusive=False)
-    if data is None:
-        max_train = max_test = 0  # the digits are read whole, as before --data existed
     images, labels, test_x, test_y = recipes.train_test_images(
         data, max_train=max_train, max_test=max_test, random_state=seed
     )
@@ -223,19 +228,6 @@ def image_split(
         labels[unlabeled_idx],
         test_x,
         test_y,
-    )
-
-
-def digits_split(
-    labeled: int | float,
-    *,
-    seed: int,
-    val_fraction: float = 0.0,
-    num_unlabeled: int | None = None,
-) -> ImageSplit:
-    """``image_split`` of the digits (8x8, 1,437 training and 360 test images)."""
-    return image_split(
-        None, labeled, seed=seed, val_fraction=val_fraction, num_unlabeled=num_unlabeled
     )
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -303,8 +303,7 @@ def epochs_to_reach(curve: list[float], target: float) -> int:
 
 
 def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
-    if ctx.data is not None:
-        cfg = replace(cfg, ae_epochs=cfg.data_ae_epochs or cfg.ae_epochs)
+    cfg = recipes.for_data(cfg, ctx.data)
     data = load_sets(cfg, ctx)
     sets, names = data["sets"], data["names"]
     metrics: dict[str, Any] = {}

@@ -118,8 +118,8 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
         holdout=cfg.val_fraction,
         pca_components=cfg.pca_components if ctx.data is None else cfg.data_pca_components,
         random_state=ctx.seed,
-        max_train=cfg.max_train if ctx.data is not None else 0,
-        max_test=cfg.max_test if ctx.data is not None else 0,
+        max_train=cfg.max_train,
+        max_test=cfg.max_test,
     )
     metrics: dict[str, Any] = {}
     histories = {}

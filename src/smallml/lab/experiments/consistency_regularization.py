@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from smallml.data import augmentation, semi_supervised_loader
+from smallml.data import augmentation
 from smallml.lab import engine, recipes
 from smallml.lab.experiment import Claim, Preset, RunContext, Summary
 from smallml.lab.recipes import band, column_estimates, errorbar
@@ -130,14 +130,8 @@ def _train(
 ) -> tuple[dict[str, float], dict[str, list[float]]]:
     """Train one model with consistency weight ``lam``; validation and test metrics, curves."""
     engine.seed_everything(seed)  # same batch order and random state for every lambda
-    loader = semi_supervised_loader(
-        data.labeled_x,
-        data.labeled_y,
-        data.unlabeled_x,
-        batch_size=cfg.batch_size,
-        unlabeled_ratio=cfg.unlabeled_ratio,
-        num_classes=10,
-        random_state=seed,
+    loader = data.loader(
+        batch_size=cfg.batch_size, unlabeled_ratio=cfg.unlabeled_ratio, random_state=seed
     )
     model = SmallCNN(data.labeled_x.shape[1], 10, width=cfg.width, dropout=cfg.dropout)
     model.load_state_dict(initial)

@@ -86,7 +86,7 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     x_train, y_train, x_test, y_test = recipes.train_test_images(
         ctx.data, max_train=cfg.max_train, max_test=cfg.max_test, random_state=ctx.seed
     )
-    epochs = cfg.data_epochs if ctx.data is not None and cfg.data_epochs else cfg.epochs
+    cfg = recipes.for_data(cfg, ctx.data)
     model = SmallCNN(x_train.shape[1], 10, width=cfg.width, dropout=cfg.dropout)
     train_loader = engine.make_loader(
         x_train, y_train, batch_size=cfg.batch_size, shuffle=True, seed=ctx.seed
@@ -95,7 +95,7 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
         model,
         train_loader,
         torch.optim.Adam(model.parameters(), lr=cfg.lr),
-        epochs=epochs,
+        epochs=cfg.epochs,
         desc="mc-dropout",
     )
     test_loader = engine.make_loader(x_test, y_test, batch_size=500)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -160,8 +160,7 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     for pooling in cfg.poolings:
         if pooling not in POOLINGS:
             raise ValueError(f"poolings must be drawn from {POOLINGS}; got {pooling!r}")
-    if ctx.data is not None:
-        cfg = replace(cfg, width=cfg.data_width or cfg.width)
+    cfg = recipes.for_data(cfg, ctx.data)
     train_images, train_labels, test_images, test_labels = recipes.train_test_images(
         ctx.data, max_train=cfg.max_train, max_test=cfg.max_test
     )

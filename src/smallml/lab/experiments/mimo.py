@@ -13,7 +13,7 @@ ResNet-18s, relative to M = 1, timed side by side in one process (medians over r
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, cast
 
 import matplotlib.pyplot as plt
@@ -225,8 +225,7 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     for field in ("backbone", "cost_backbone"):
         if getattr(cfg, field) not in ("cnn", "resnet18"):
             raise ValueError(f"{field} must be 'cnn' or 'resnet18'; got {getattr(cfg, field)!r}")
-    if ctx.data is not None:
-        cfg = replace(cfg, epochs=cfg.data_epochs or cfg.epochs, width=cfg.data_width or cfg.width)
+    cfg = recipes.for_data(cfg, ctx.data)
     x_train, y_train, x_test, y_test = recipes.train_test_images(
         ctx.data, max_train=cfg.max_train, max_test=cfg.max_test, random_state=ctx.seed
     )

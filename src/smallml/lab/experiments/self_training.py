@@ -109,21 +109,14 @@ CLAIMS = (
 )
 
 
-def _sklearn_round_accuracy(model: SklearnSelfTraining, y_true: np.ndarray) -> list[float]:
-    """Accuracy of the pseudo-labels scikit-learn's self-training added in each round."""
+def _round_accuracy(
+    labeled_iter: np.ndarray, transduction: np.ndarray, num_rounds: int, y_true: np.ndarray
+) -> list[float]:
+    """Accuracy of the pseudo-labels added in each self-training round (``labeled_iter == r``)."""
     accuracy = []
-    for round_ in range(1, model.n_iter_ + 1):
-        added = model.labeled_iter_ == round_
-        accuracy.append(float(np.mean(model.transduction_[added] == y_true[added])))
-    return accuracy
-
-
-def _first_pass_round_accuracy(model: SelfTrainingClassifier, y_true: np.ndarray) -> list[float]:
-    """The same for ours, in its first pass (the one that chooses how many rounds to keep)."""
-    accuracy = []
-    for round_ in range(1, model.n_iter_ + 1):
-        added = model.first_pass_labeled_iter_ == round_
-        accuracy.append(float(np.mean(model.first_pass_transduction_[added] == y_true[added])))
+    for round_ in range(1, num_rounds + 1):
+        added = labeled_iter == round_
+        accuracy.append(float(np.mean(transduction[added] == y_true[added])))
     return accuracy
 
 
@@ -134,8 +127,8 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
         holdout=cfg.holdout_fraction,
         pca_components=cfg.pca_components if ctx.data is None else cfg.data_pca_components,
         random_state=ctx.seed,
-        max_train=cfg.max_train if ctx.data is not None else 0,
-        max_test=cfg.max_test if ctx.data is not None else 0,
+        max_train=cfg.max_train,
+        max_test=cfg.max_test,
     )
 
     def base(class_weight: str | None = cfg.class_weight) -> LogisticRegression:
@@ -198,8 +191,13 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
                 else math.nan
             ),
             f"history_{tag}": ours.history_,
-            f"sklearn_round_accuracy_{tag}": _sklearn_round_accuracy(theirs, y_pool),
-            f"round_accuracy_{tag}": _first_pass_round_accuracy(ours, y_pool),
+            f"sklearn_round_accuracy_{tag}": _round_accuracy(
+                theirs.labeled_iter_, theirs.transduction_, theirs.n_iter_, y_pool
+            ),
+            # ours: its first pass, the one that chooses how many rounds to keep
+            f"round_accuracy_{tag}": _round_accuracy(
+                ours.first_pass_labeled_iter_, ours.first_pass_transduction_, ours.n_iter_, y_pool
+            ),
         }
     return metrics
 

@@ -19,7 +19,7 @@ was silently replaced by the evaluation one).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -281,8 +281,7 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     unknown = sorted(set(cfg.methods) - set(METHODS))
     if unknown:
         raise ValueError(f"methods must be among {METHODS}; got {unknown}")
-    if ctx.data is not None:
-        cfg = replace(cfg, epochs=cfg.data_epochs or cfg.epochs, width=cfg.data_width or cfg.width)
+    cfg = recipes.for_data(cfg, ctx.data)
     data = load_data(cfg, ctx)
     metrics: dict[str, Any] = {}
     snapshots: dict[str, dict[int, np.ndarray]] = {}

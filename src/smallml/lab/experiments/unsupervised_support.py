@@ -20,7 +20,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
-from smallml.data import augmentation, semi_supervised_loader
+from smallml.data import augmentation
 from smallml.lab import engine, recipes
 from smallml.lab.experiment import Claim, Preset, RunContext, Summary
 from smallml.lab.recipes import errorbar
@@ -121,14 +121,8 @@ def _train_variant(
     use_stability, use_exclusivity = VARIANTS[name]
     # same initial weights, same batch order and the same random state for every variant
     engine.seed_everything(seed)
-    loader = semi_supervised_loader(
-        data.labeled_x,
-        data.labeled_y,
-        data.unlabeled_x,
-        batch_size=cfg.batch_size,
-        unlabeled_ratio=cfg.unlabeled_ratio,
-        num_classes=10,
-        random_state=seed,
+    loader = data.loader(
+        batch_size=cfg.batch_size, unlabeled_ratio=cfg.unlabeled_ratio, random_state=seed
     )
     model = SmallCNN(data.labeled_x.shape[1], 10, width=cfg.width, dropout=cfg.dropout)
     model.load_state_dict(initial)

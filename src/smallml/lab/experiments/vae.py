@@ -13,7 +13,7 @@ images are an MNIST-format IDX folder's (MNIST, Fashion-MNIST) or the CIFAR-10 b
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -120,8 +120,7 @@ def latent_means(model: VAE, images: torch.Tensor, batch_size: int) -> torch.Ten
 
 
 def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
-    if ctx.data is not None:
-        cfg = replace(cfg, epochs=cfg.data_epochs or cfg.epochs)
+    cfg = recipes.for_data(cfg, ctx.data)
     x_train, y_train, x_test, y_test = load_data(cfg, ctx)
     model = VAE(tuple(x_train.shape[1:]), cfg.latent_dim, channels=cfg.channels)
     loader = engine.make_loader(x_train, batch_size=cfg.batch_size, shuffle=True, seed=ctx.seed)
