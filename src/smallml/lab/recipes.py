@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 from sklearn.decomposition import PCA
 from sklearn.model_selection import train_test_split
 
@@ -307,6 +308,7 @@ def train_small_cnn(
     random_state: int,
     num_classes: int = 10,
     desc: str = "small cnn",
+    recalibrate_bn: bool = False,
 ) -> tuple[SmallCNN, dict[str, float]]:
     """A ``SmallCNN`` trained with Adam through ``engine.fit`` on ``images`` with a validation
     share held out (``validation_split``, not stratified), returned in eval mode.
@@ -315,6 +317,8 @@ def train_small_cnn(
         images: ``(N, C, H, W)`` training images; labels ``(N,)`` in ``0..num_classes-1``.
         random_state: seed of the split and of the batch order (the weights come from the
             global generator, which the lab seeds).
+        recalibrate_bn: recompute the BatchNorm statistics on the training share after
+            training (``recalibrate_batch_norm``); ``val_accuracy`` is then measured after it.
 
     Returns:
         the model and ``{"val_accuracy": ...}`` after the last epoch.
@@ -332,7 +336,27 @@ def train_small_cnn(
         desc=desc,
     )
     model.eval()
-    return model, {"val_accuracy": history.last.get("val_accuracy", float("nan"))}
+    if not recalibrate_bn:
+        return model, {"val_accuracy": history.last.get("val_accuracy", float("nan"))}
+    recalibrate_batch_norm(model, images[train])
+    predicted = engine.predict(model, engine.make_loader(images[val], batch_size=500))
+    return model, {"val_accuracy": float((predicted.argmax(-1) == labels[val]).float().mean())}
+
+
+def recalibrate_batch_norm(model: nn.Module, images: torch.Tensor, *, batch_size: int = 500) -> None:
+    """Recompute every BatchNorm layer's running statistics as exact averages over ``images``
+    with the trained weights (``torch.optim.swa_utils.update_bn``); the model keeps its mode.
+
+    During training the running averages (momentum 0.1: about the last ten batches) follow a
+    network that is still moving, and an eval pass normalises with them. On Fashion-MNIST that
+    cost the small CNN 2.7 points of test accuracy after 10 epochs at a constant learning rate on
+    all 60,000 images (0.867, recalibrated 0.894: ``scripts/real_data_check.py``) and 19 points
+    after fgsm's 15 epochs on 2,550 images (0.63, recalibrated 0.82). On the digits the lab does
+    not use it, so their published numbers stay as they were. Dropout placed after the last
+    BatchNorm (``SmallCNN``'s head) does not change the statistics.
+    """
+    loader = engine.make_loader(images, batch_size=batch_size)
+    torch.optim.swa_utils.update_bn(loader, model, device=engine.device())
 
 
 # --- the learning-rate range test's problem --------------------------------------------------------
