@@ -39,7 +39,9 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--schedule", choices=("constant", "cosine"), default="constant",
+        "--schedule",
+        choices=("constant", "cosine"),
+        default="constant",
         help="learning rate: constant, or cosine annealing to 0 over all steps",
     )
     args = parser.parse_args(argv)

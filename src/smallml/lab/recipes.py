@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 from sklearn.decomposition import PCA
 from sklearn.model_selection import train_test_split
+from torch import nn
 
 from smallml._utils.checks import check_choice, check_number
 from smallml._utils.randomness import torch_generator
@@ -343,7 +343,9 @@ def train_small_cnn(
     return model, {"val_accuracy": float((predicted.argmax(-1) == labels[val]).float().mean())}
 
 
-def recalibrate_batch_norm(model: nn.Module, images: torch.Tensor, *, batch_size: int = 500) -> None:
+def recalibrate_batch_norm(
+    model: nn.Module, images: torch.Tensor, *, batch_size: int = 500
+) -> None:
     """Recompute every BatchNorm layer's running statistics as exact averages over ``images``
     with the trained weights (``torch.optim.swa_utils.update_bn``); the model keeps its mode.
 
