@@ -184,6 +184,42 @@ def test_train_small_cnn_reports_the_accuracy_of_its_validation_split():
     assert training["val_accuracy"] > 0.9  # the classes differ by brightness
 
 
+def test_recalibrated_batch_norm_holds_the_exact_statistics_of_the_images():
+    torch.manual_seed(0)
+    model = SmallCNN(1, 3, width=4, dropout=0.5)
+    images = torch.rand(70, 1, 8, 8) * 2 + 1  # far from the initial running statistics (0, 1)
+    model.eval()
+    recipes.recalibrate_batch_norm(model, images, batch_size=16)  # 5 batches, the last short
+    assert not model.training  # the mode it came in
+    first = model.features[1]
+    with torch.no_grad():  # brute force: the first BatchNorm's input, batch by batch
+        inputs = [model.features[0](batch) for batch in images.split(16)]
+    mean = torch.stack([x.mean((0, 2, 3)) for x in inputs]).mean(0)
+    var = torch.stack([x.var((0, 2, 3), unbiased=True) for x in inputs]).mean(0)
+    assert torch.allclose(first.running_mean, mean, atol=1e-5)
+    assert torch.allclose(first.running_var, var, rtol=1e-4)
+    assert first.momentum == 0.1  # restored after the cumulative pass
+
+
+def test_train_small_cnn_measures_validation_after_recalibration():
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.arange(120) % 2
+    images = torch.rand(120, 1, 8, 8, generator=generator) * 0.3 + 0.6 * labels[:, None, None, None]
+    torch.manual_seed(0)
+    kwargs = dict(width=4, epochs=2, batch_size=16, lr=3e-3, val_fraction=0.25, random_state=2)
+    model, training = recipes.train_small_cnn(
+        images, labels, num_classes=2, recalibrate_bn=True, **kwargs
+    )
+    train, val = recipes.validation_split(labels, 0.25, random_state=2, stratify=False)
+    reference = SmallCNN(1, 2, width=4)
+    reference.load_state_dict(model.state_dict())
+    recipes.recalibrate_batch_norm(reference, images[train])  # idempotent on the same images
+    for key, value in model.state_dict().items():
+        assert torch.allclose(value.float(), reference.state_dict()[key].float(), atol=1e-6), key
+    loader = engine.make_loader(images[val], labels[val], batch_size=256)
+    assert training["val_accuracy"] == pytest.approx(engine.evaluate(model, loader)["accuracy"])
+
+
 def test_lr_range_problem_is_reproducible_and_keeps_its_initial_weights():
     kwargs = dict(width=2, batch_size=64, val_fraction=0.25, seed=3, device=torch.device("cpu"))
     problem = recipes.lr_range_problem(**kwargs)

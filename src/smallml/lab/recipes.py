@@ -346,8 +346,9 @@ def train_small_cnn(
 def recalibrate_batch_norm(
     model: nn.Module, images: torch.Tensor, *, batch_size: int = 500
 ) -> None:
-    """Recompute every BatchNorm layer's running statistics as exact averages over ``images``
-    with the trained weights (``torch.optim.swa_utils.update_bn``); the model keeps its mode.
+    """Recompute every BatchNorm layer's running statistics with the trained weights, as the
+    mean of their statistics over ``images`` in batches of ``batch_size``
+    (``torch.optim.swa_utils.update_bn``); the model keeps its mode and momentum.
 
     During training the running averages (momentum 0.1: about the last ten batches) follow a
     network that is still moving, and an eval pass normalises with them. On Fashion-MNIST that
