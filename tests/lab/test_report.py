@@ -54,3 +54,15 @@ def test_markdown_table_lists_every_system_with_earlier_numbers_and_run_time(tmp
     assert "Total run time of these 1 runs" in table
     # every earlier result belongs to a SEED.md system
     assert set(registry.EARLIER_RESULTS) <= set(registry.SYSTEMS)
+
+
+def test_a_run_on_a_data_set_names_its_folder_in_both_tables(tmp_path, monkeypatch):
+    from smallml.lab.report import markdown_table, write_report
+
+    monkeypatch.setattr(registry, "EXPERIMENTS", {"fake": "tests.lab.fake_experiments"})
+    data = tmp_path / "my-images"
+    data.mkdir()
+    out = tmp_path / "runs"
+    assert main(["run", "fake", "--preset", "quick", "--out", str(out), "--data", str(data)]) == 0
+    assert "| `fake` (quick, --data my-images) |" in markdown_table(out)
+    assert "fake</a> (quick, --data my-images)</td>" in write_report(out).read_text()

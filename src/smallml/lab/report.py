@@ -283,6 +283,13 @@ def _system_rows(
     return rows
 
 
+def _run_label(config: dict[str, Any]) -> str:
+    """The preset of a run, and the folder of its ``--data`` set when it read one."""
+    label = str(config.get("preset", "?"))
+    data = config.get("data")
+    return f"{label}, --data {Path(str(data)).name}" if data else label
+
+
 def _timing_text(status: dict[str, Any]) -> str:
     """``"3.1 min (CPU 5.0 min, load 2.1)"``: wall time, CPU time and the machine's load."""
     wall, cpu, load = (status.get(k) for k in ("duration_s", "cpu_s", "load_average"))
@@ -323,7 +330,7 @@ def markdown_table(root: Path) -> str:
             if record.state != "done":
                 verdict = record.state
             text, numbers = str(claim.get("text", "")), claim_numbers(claim)
-        preset = f" ({record.config['preset']})" if record and "preset" in record.config else ""
+        preset = f" ({_run_label(record.config)})" if record and "preset" in record.config else ""
         earlier = "" if system in shown_system else registry.EARLIER_RESULTS.get(system, "")
         shown_system.add(system)
         duration = ""
@@ -470,7 +477,7 @@ def render(root: Path) -> str:
         link = (
             f'<a href="#{_e(experiment)}">{_e(experiment)}</a>' if record else _e(experiment or "")
         )
-        preset = " (no run)" if record is None else f" ({_e(record.config.get('preset', '?'))})"
+        preset = " (no run)" if record is None else f" ({_e(_run_label(record.config))})"
         body.append(
             f'<tr data-experiment="{_e(experiment)}"><td>{_e(system)}</td><td>{link}{preset}</td>'
             f"<td>{_e(claim.get('text', '') if claim else '')}</td>"
