@@ -309,3 +309,13 @@ def test_for_data_applies_the_nonzero_data_fields_only_with_data(tmp_path):
     cfg = Config()
     assert recipes.for_data(cfg, None) is cfg
     assert recipes.for_data(cfg, tmp_path) == Config(epochs=10, width=32)
+
+
+@pytest.mark.parametrize("name", ["mc_dropout", "fgsm", "carlini_wagner"])
+def test_batch_norm_is_recalibrated_on_real_data_only(name):
+    import importlib
+    from pathlib import Path
+
+    config = importlib.import_module(f"smallml.lab.experiments.{name}").Config()
+    assert recipes.for_data(config, None).recalibrate_bn is False  # the digits' numbers stay
+    assert recipes.for_data(config, Path("fashion-mnist")).recalibrate_bn is True
