@@ -13,24 +13,7 @@ from smallml.lab.semi_supervised import (
     image_split,
 )
 from smallml.semi_supervised import SemiSupervisedStep
-
-
-def _images(num, seed=0):
-    return torch.rand(num, 1, 6, 6, generator=torch.Generator().manual_seed(seed))
-
-
-class _Recorder(nn.Module):
-    """A small classifier that records the batch sizes of its forward passes."""
-
-    def __init__(self, batch_norm=True):
-        super().__init__()
-        norm = nn.BatchNorm1d(16) if batch_norm else nn.Identity()
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(36, 16), norm, nn.ReLU(), nn.Linear(16, 3))
-        self.calls = []
-
-    def forward(self, x):
-        self.calls.append(len(x))
-        return self.net(x)
+from tests.semi_supervised.recorder import Recorder, images
 
 
 class _Constant(nn.Module):
@@ -44,26 +27,26 @@ class _Constant(nn.Module):
 
 def test_diagnostics_show_a_collapse_to_one_class():
     row = {}
-    UnlabeledDiagnostics(_Constant([0.0, 0.0, 9.0, 0.0]), _images(20), num_classes=4)(1, row)
+    UnlabeledDiagnostics(_Constant([0.0, 0.0, 9.0, 0.0]), images(20), num_classes=4)(1, row)
     assert row["unlabeled_top_share"] == 1.0 and row["unlabeled_share_2"] == 1.0
     assert row["unlabeled_share_0"] == 0.0
     probabilities = torch.tensor([0.0, 0.0, 9.0, 0.0]).softmax(0)
     entropy = float(-(probabilities * probabilities.log()).sum())
     assert row["unlabeled_entropy"] == pytest.approx(entropy, rel=1e-5)
     uniform = {}
-    UnlabeledDiagnostics(_Constant([0.0, 0.0, 0.0]), _images(5), num_classes=3)(1, uniform)
+    UnlabeledDiagnostics(_Constant([0.0, 0.0, 0.0]), images(5), num_classes=3)(1, uniform)
     assert uniform["unlabeled_entropy"] == pytest.approx(math.log(3), rel=1e-6)
     with pytest.raises(ValueError, match=r"unlabeled_x .*empty"):
         UnlabeledDiagnostics(_Constant([0.0, 1.0]), torch.zeros(0, 1, 6, 6), num_classes=2)
 
 
 def test_fit_trains_on_unlabeled_data_and_records_diagnostics():
-    labeled_x, unlabeled_x = _images(12, 0), _images(40, 1)
+    labeled_x, unlabeled_x = images(12, 0), images(40, 1)
     labeled_y = torch.arange(12) % 3
 
     def train(weights):
         engine.seed_everything(0)
-        model = _Recorder(batch_norm=False)  # only the unsupervised terms couple the samples
+        model = Recorder(batch_norm=False)  # only the unsupervised terms couple the samples
         loader = semi_supervised_loader(
             labeled_x, labeled_y, unlabeled_x, batch_size=4, unlabeled_ratio=2, random_state=0
         )

@@ -17,24 +17,7 @@ from smallml.semi_supervised import (
     sigmoid_rampup,
     stability_loss,
 )
-
-
-def _images(num, seed=0):
-    return torch.rand(num, 1, 6, 6, generator=torch.Generator().manual_seed(seed))
-
-
-class _Recorder(nn.Module):
-    """A small classifier that records the batch sizes of its forward passes."""
-
-    def __init__(self, batch_norm=True):
-        super().__init__()
-        norm = nn.BatchNorm1d(16) if batch_norm else nn.Identity()
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(36, 16), norm, nn.ReLU(), nn.Linear(16, 3))
-        self.calls = []
-
-    def forward(self, x):
-        self.calls.append(len(x))
-        return self.net(x)
+from tests.semi_supervised.recorder import Recorder
 
 
 class _Shift:
@@ -69,7 +52,7 @@ def _batch(seed=0, labeled=4, ratio=2):
 
 def test_step_loss_is_ce_plus_ramped_weighted_terms_in_one_forward_pass():
     torch.manual_seed(0)
-    model = _Recorder()
+    model = Recorder()
     step = SemiSupervisedStep(
         num_classes=3,
         stability=0.7,
@@ -116,7 +99,7 @@ def test_step_uses_the_unlabeled_samples(weights):
     # No BatchNorm here: through batch statistics the unlabeled images would change the
     # supervised loss too, and the test would pass even if the unsupervised terms were dropped
     torch.manual_seed(0)
-    model = _Recorder(batch_norm=False)
+    model = Recorder(batch_norm=False)
     x_l, y_l, x_u = _batch(0)
     _, _, other_u = _batch(1)
 
@@ -140,7 +123,7 @@ def test_step_uses_the_unlabeled_samples(weights):
 
 def test_supervised_baseline_forwards_only_the_labeled_samples():
     torch.manual_seed(0)
-    model = _Recorder()
+    model = Recorder()
     x_l, y_l, x_u = _batch()
     step = SemiSupervisedStep(num_classes=3, augment=lambda x: x)
     loss, logs = step(model, (x_l, y_l, x_u))
@@ -152,7 +135,7 @@ def test_supervised_baseline_forwards_only_the_labeled_samples():
 
 
 def test_step_bad_input_names_the_argument():
-    model = _Recorder()
+    model = Recorder()
     x_l, _, x_u = _batch()
     step = SemiSupervisedStep(num_classes=3, exclusivity=1.0)
     with pytest.raises(ValueError, match=r"labeled targets .*0\.\.2.*to 7"):
@@ -177,7 +160,7 @@ def test_batchnorm_sees_labeled_and_unlabeled_samples_in_one_batch():
         labeled_x, torch.arange(6) % 3, unlabeled_x, batch_size=3, unlabeled_ratio=2, random_state=0
     )
     x_l, y_l, x_u = next(iter(loader))
-    model = _Recorder()
+    model = Recorder()
     step = SemiSupervisedStep(num_classes=3, stability=1.0, augment=lambda x: x)
     step(model, (x_l, y_l, x_u))
     unlabeled = x_u.flatten(0, 1)
