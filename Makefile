@@ -2,7 +2,7 @@
 # make test   the test suite (installs .venv first when it is missing)
 # make bench  benchmarks against the anchor libraries, side by side
 # make lint   ruff check and format check
-# make check  lint and the mypy type check of src/smallml
+# make check  lint and the mypy type check of src/mltricks
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -27,8 +27,8 @@ $(BENCH_STAMP): $(STAMP)
 	touch $@
 
 demo: $(STAMP)
-	$(VENV)/bin/smallml run all --preset quick --out runs
-	$(VENV)/bin/smallml report runs
+	$(VENV)/bin/mltricks run all --preset quick --out runs
+	$(VENV)/bin/mltricks report runs
 	@echo "open runs/index.html"
 
 test: $(STAMP)
@@ -42,7 +42,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 
 typecheck: $(STAMP)
-	$(VENV)/bin/mypy src/smallml
+	$(VENV)/bin/mypy src/mltricks
 
 check: lint typecheck
 

@@ -1,8 +1,8 @@
-"""smallml.attacks and smallml.explain side by side with torchattacks and captum.
+"""mltricks.attacks and mltricks.explain side by side with torchattacks and captum.
 
 One process, one small digits CNN, interleaved repeats; times are medians of the process's CPU
 time (steadier than wall time on a shared machine; torch runs one thread here) and are compared
-as ratios (ours / anchor, below 1 means smallml is faster). Rows:
+as ratios (ours / anchor, below 1 means mltricks is faster). Rows:
 
 - ``fgsm`` vs ``torchattacks.FGSM``: outputs must be identical.
 - ``carlini_wagner`` vs ``torchattacks.CW`` at equal c, steps and learning rate: success and
@@ -11,7 +11,7 @@ as ratios (ours / anchor, below 1 means smallml is faster). Rows:
   have many such pixels.
 - ``SmoothGrad(Saliency)`` vs ``captum NoiseTunnel(Saliency)`` with equal samples and absolute
   noise at batch 64: the noise differs, so agreement is the correlation of the maps, next to
-  the correlation of two smallml runs with different noise (the noise floor).
+  the correlation of two mltricks runs with different noise (the noise floor).
 - ``GuidedBackprop`` vs ``captum GuidedBackprop``: maps must agree to float precision.
 
 Run: ``python benchmarks/run.py attacks_explain``.
@@ -27,11 +27,11 @@ from typing import Any
 
 import torch
 
-from smallml.attacks import carlini_wagner, fgsm
-from smallml.data import load_digits_images
-from smallml.explain import GuidedBackprop, Saliency, SmoothGrad
-from smallml.lab import engine
-from smallml.models import SmallCNN
+from mltricks.attacks import carlini_wagner, fgsm
+from mltricks.data import load_digits_images
+from mltricks.explain import GuidedBackprop, Saliency, SmoothGrad
+from mltricks.lab import engine
+from mltricks.models import SmallCNN
 
 REPEATS = 40
 
@@ -158,7 +158,7 @@ def _explain_rows(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> l
     times = _timed({"ours": lambda: smooth.attribute(x, y), "theirs": captum_smooth}, 10)
     rows = [
         f"| SmoothGrad(Saliency), batch {len(x)}, {samples} samples, noise sd {noise} | "
-        f"map correlation {agreement:.4f} (two smallml seeds: {floor:.4f}) | "
+        f"map correlation {agreement:.4f} (two mltricks seeds: {floor:.4f}) | "
         f"{1e3 * times['ours']:.0f} | {1e3 * times['theirs']:.0f} | "
         f"{times['ours'] / times['theirs']:.2f} |"
     ]
@@ -185,7 +185,7 @@ def main() -> str:
     model = _model()
     x, y = load_digits_images(split="test")
     header = [
-        "| task | agreement (smallml vs anchor) | smallml CPU ms | anchor CPU ms | time ratio |",
+        "| task | agreement (mltricks vs anchor) | mltricks CPU ms | anchor CPU ms | time ratio |",
         "|---|---|---|---|---|",
     ]
     rows = _fgsm_rows(model, x[:256], y[:256])
@@ -195,7 +195,7 @@ def main() -> str:
         "Anchors: torchattacks (FGSM, CW), captum (NoiseTunnel(Saliency), GuidedBackprop). "
         f"Model: SmallCNN(width=16) trained 10 epochs on the bundled digits (8x8). Medians of "
         f"{REPEATS} interleaved repeats (10 for SmoothGrad, 3 for Carlini-Wagner) of CPU time; "
-        "time ratio = smallml / anchor."
+        "time ratio = mltricks / anchor."
     )
     return "\n".join([*header, *rows, "", note])
 

@@ -1,4 +1,4 @@
-"""Ensembles: smallml's MCDropout vs torch-uncertainty's MC dropout, batched vs looped sampling,
+"""Ensembles: mltricks's MCDropout vs torch-uncertainty's MC dropout, batched vs looped sampling,
 and MIMO's inference overhead vs M next to a deep ensemble.
 
 Every table times its variants side by side in one process, in turn within each repeat, and
@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from smallml.ensembles import MIMO, MCDropout
-from smallml.ensembles.mc_dropout import CPU_BATCHED_BYTES
-from smallml.models import SmallCNN, small_resnet18
+from mltricks.ensembles import MIMO, MCDropout
+from mltricks.ensembles.mc_dropout import CPU_BATCHED_BYTES
+from mltricks.models import SmallCNN, small_resnet18
 
 NUM_SAMPLES = 20
 BATCH = 256
@@ -95,17 +95,17 @@ def bench_mc_dropout(repeats: int = 7) -> str:
     def run_ours() -> Any:
         return ours(x)
 
-    seconds = _medians({"torch-uncertainty": run_theirs, "smallml": run_ours}, repeats)
-    ratio = seconds["smallml"] / seconds["torch-uncertainty"]
+    seconds = _medians({"torch-uncertainty": run_theirs, "mltricks": run_ours}, repeats)
+    ratio = seconds["mltricks"] / seconds["torch-uncertainty"]
     mode = "batched" if ours.uses_batched(x) else "looped"
     lines = [
-        f"#### MC dropout: smallml vs torch-uncertainty (SmallCNN width 32, T = {NUM_SAMPLES}, "
+        f"#### MC dropout: mltricks vs torch-uncertainty (SmallCNN width 32, T = {NUM_SAMPLES}, "
         f"batch {BATCH}, 8x8 inputs, CPU, median of {repeats})",
         "",
-        f"| | torch-uncertainty `mc_dropout` | smallml `MCDropout` (default: picks {mode}) |",
+        f"| | torch-uncertainty `mc_dropout` | mltricks `MCDropout` (default: picks {mode}) |",
         "|---|---|---|",
-        f"| seconds per call | {seconds['torch-uncertainty']:.4f} | {seconds['smallml']:.4f} |",
-        f"| time ratio (smallml / torch-uncertainty) | 1.00 | {ratio:.2f} |",
+        f"| seconds per call | {seconds['torch-uncertainty']:.4f} | {seconds['mltricks']:.4f} |",
+        f"| time ratio (mltricks / torch-uncertainty) | 1.00 | {ratio:.2f} |",
         f"| max abs gap of the predictive mean, same masks (batched=True) | | "
         f"{same_mask_gap:.2e} |",
         f"| max abs gap, default mode, independent masks (max std error {spread:.3f}) | | "

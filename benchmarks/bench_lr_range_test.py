@@ -1,7 +1,7 @@
 """lr_range_test vs torch-lr-finder on the same model, data and number of optimizer steps.
 
 torch-lr-finder runs one exponential sweep from the smallest to the largest candidate and
-suggests the learning rate of the steepest gradient of its smoothed loss; smallml trains every
+suggests the learning rate of the steepest gradient of its smoothed loss; mltricks trains every
 candidate of the grid from the same checkpoint and picks the steepest fitted slope. Both are
 given ``len(lrs) * num_batches`` optimizer steps; torch-lr-finder stops early once its smoothed
 loss exceeds 5x its best (its default), so it is timed twice: as it runs by default, and with
@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch_lr_finder import LRFinder
 
-from smallml.lab import engine, recipes, registry, runs
-from smallml.tuning import OPTIMIZERS, lr_range_test
+from mltricks.lab import engine, recipes, registry, runs
+from mltricks.tuning import OPTIMIZERS, lr_range_test
 
 # the experiment's Config and presets (its public contract); the problem comes from recipes
 experiment = registry.load("lr-range-test")
@@ -129,12 +129,12 @@ def _median_times(functions: dict[str, Any], repeats: int = REPEATS) -> dict[str
 
 def truths_from_full_run(cfg: Any) -> dict[int, int]:
     """The truly best candidate per seed from the latest finished full ``lr-range-test`` run
-    under ``$SMALLML_RUNS`` (default ``runs/``) with this exact configuration, if there is one.
+    under ``$MLTRICKS_RUNS`` (default ``runs/``) with this exact configuration, if there is one.
 
     Finding the truth costs 3 trainings of every candidate for every seed (the bulk of the
     experiment's time); the benchmark reuses it rather than repeating it.
     """
-    root = Path(os.environ.get("SMALLML_RUNS", "runs")) / "lr-range-test"
+    root = Path(os.environ.get("MLTRICKS_RUNS", "runs")) / "lr-range-test"
     for folder in sorted(root.glob("*"), reverse=True):
         if runs.read_json(folder / "status.json", {}).get("state") != "done":
             continue
@@ -152,7 +152,7 @@ def main() -> str:
     engine.set_progress(False)
     cfg = dataclasses.replace(experiment.Config(), **experiment.PRESETS["full"].config)
     device = torch.device("cpu")
-    rows: dict[str, list[tuple[bool, bool]]] = {"smallml lr_range_test (slope)": [], TLF: []}
+    rows: dict[str, list[tuple[bool, bool]]] = {"mltricks lr_range_test (slope)": [], TLF: []}
     known = truths_from_full_run(cfg)
     for seed in SEEDS:
         problem = _problem(cfg, seed, device)
@@ -161,7 +161,7 @@ def main() -> str:
         else:
             truth = int(np.argmin(_truth(cfg, problem, seed)))
         for name, pick in (
-            ("smallml lr_range_test (slope)", ours(cfg, problem, seed)),
+            ("mltricks lr_range_test (slope)", ours(cfg, problem, seed)),
             (TLF, theirs(cfg, problem)),
         ):
             rows[name].append((pick is not None and abs(pick - truth) <= 1, pick == truth))
@@ -191,7 +191,7 @@ def main() -> str:
     assert ours_steps[0] <= steps
     per_step = seconds["default"] / stopped_at[0]  # torch-lr-finder's seconds per step
     for name, key, taken, picks in (
-        ("smallml lr_range_test (slope)", "ours", ours_steps[0], "smallml lr_range_test (slope)"),
+        ("mltricks lr_range_test (slope)", "ours", ours_steps[0], "mltricks lr_range_test (slope)"),
         ("torch-lr-finder, divergence stop off", "same steps", steps, None),
         ("torch-lr-finder, default", "default", stopped_at[0], TLF),
     ):
@@ -205,7 +205,7 @@ def main() -> str:
             f"{seconds[key] / taken / per_step:.2f} {quality}"
         )
     lines.append("")
-    lines.append(f"smallml's time includes {cfg.num_bootstrap} bootstrap resamples of the slopes.")
+    lines.append(f"mltricks's time includes {cfg.num_bootstrap} bootstrap resamples of the slopes.")
     source = "a full lr-range-test run" if known else "training here"
     lines.append(f"Truth for {len(known) or len(SEEDS)} seeds taken from {source}.")
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""smallml TripletMarginLoss(mining="hard") vs pytorch-metric-learning's TripletMarginLoss with
+"""mltricks TripletMarginLoss(mining="hard") vs pytorch-metric-learning's TripletMarginLoss with
 BatchHardMiner: same margin, unnormalised Euclidean distance, plain mean over the mined triplets
 (pytorch-metric-learning's default reducer averages over non-zero losses only, so MeanReducer is
 set to compute the same quantity). Timed: loss forward and backward, mining included, medians
@@ -13,7 +13,7 @@ import time
 import torch
 from pytorch_metric_learning import distances, losses, miners, reducers
 
-from smallml.metric_learning import TripletMarginLoss
+from mltricks.metric_learning import TripletMarginLoss
 
 MARGIN = 1.0
 DIM = 64
@@ -44,8 +44,8 @@ def _step(loss_fn, data, labels):
 
 def main() -> str:
     rows = [
-        "| batch | loss (smallml) | loss (pytorch-metric-learning) | max abs grad diff | "
-        "smallml ms | pml ms | time ratio smallml / pml |",
+        "| batch | loss (mltricks) | loss (pytorch-metric-learning) | max abs grad diff | "
+        "mltricks ms | pml ms | time ratio mltricks / pml |",
         "|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for batch, repeats in SETTINGS:

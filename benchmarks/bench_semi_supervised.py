@@ -8,7 +8,7 @@ on a shared machine CPU time is far less disturbed by other work than wall time,
 thread keeps KMeans' OpenMP loop and ours on equal terms. Peak memory = the largest amount allocated during ``fit`` on top of the input
 (``tracemalloc``, which sees NumPy's allocations), measured in a separate untimed fit.
 LabelSpreading's knn graph is computed by brute force, O(n^2) in time: it runs up to
-``SPREADING_MAX`` samples (set ``SMALLML_BENCH_SPREADING_MAX`` to change it); larger sizes show
+``SPREADING_MAX`` samples (set ``MLTRICKS_BENCH_SPREADING_MAX`` to change it); larger sizes show
 an estimate from the quadratic scaling, marked as such.
 """
 
@@ -26,12 +26,12 @@ from sklearn.datasets import make_blobs
 from sklearn.semi_supervised import LabelSpreading
 from threadpoolctl import threadpool_limits
 
-from smallml.semi_supervised import ClusterThenLabel
+from mltricks.semi_supervised import ClusterThenLabel
 
 SIZES = (10_000, 100_000, 1_000_000)
 REPEATS = {10_000: 15, 100_000: 5, 1_000_000: 3}
 NUM_CLUSTERS, NUM_FEATURES, LABELED_SHARE = 10, 16, 0.01
-SPREADING_MAX = int(os.environ.get("SMALLML_BENCH_SPREADING_MAX", "10000"))
+SPREADING_MAX = int(os.environ.get("MLTRICKS_BENCH_SPREADING_MAX", "10000"))
 
 
 def _data(num_samples: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -44,7 +44,7 @@ def accelerator() -> str:
 
 def footer(seconds: float) -> str:
     return (
-        f"Machine: {machine()}; {accelerator()}. The tables report ratios of smallml to its "
+        f"Machine: {machine()}; {accelerator()}. The tables report ratios of mltricks to its "
         f"anchor measured side by side in one process (absolute times depend on the machine "
         f"and its load); {seconds:.0f} s."
     )

@@ -1,7 +1,7 @@
 """Does the mc-dropout experiment's network learn a real 28x28 data set? (issue 15, item 1)
 
 Trains ``SmallCNN(1, 10, width=16, dropout=0.1)`` (mc-dropout's network and optimiser: Adam,
-lr 1e-3) on a full MNIST-format training set with ``smallml.lab.engine.fit`` and prints the test
+lr 1e-3) on a full MNIST-format training set with ``mltricks.lab.engine.fit`` and prints the test
 accuracy (eval pass, dropout off) after every epoch, with the wall and CPU time, as Markdown.
 
 Usage (Debian's Fashion-MNIST: ``apt-get install dataset-fashion-mnist``)::
@@ -20,9 +20,9 @@ import time
 
 import torch
 
-from smallml.data import load_mnist
-from smallml.lab import engine
-from smallml.models import SmallCNN
+from mltricks.data import load_mnist
+from mltricks.lab import engine
+from mltricks.models import SmallCNN
 
 
 def _progress(epoch: int, row: dict[str, float]) -> None:

@@ -10,7 +10,7 @@ import torch
 
 @pytest.fixture(autouse=True)
 def _quiet_lab():
-    from smallml.lab import engine
+    from mltricks.lab import engine
 
     engine.set_progress(False)
     yield

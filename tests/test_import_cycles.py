@@ -8,9 +8,9 @@ time). Imports under ``if TYPE_CHECKING:`` never run and are left out, and so is
 import ast
 from pathlib import Path
 
-import smallml
+import mltricks
 
-PACKAGE = Path(smallml.__file__).parent
+PACKAGE = Path(mltricks.__file__).parent
 
 
 def _module_name(path: Path, root: Path) -> str:

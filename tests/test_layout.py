@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-import smallml
+import mltricks
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = Path(smallml.__file__).parent
+PACKAGE = Path(mltricks.__file__).parent
 
 
 def _imports(path: Path) -> set[str]:
@@ -36,7 +36,7 @@ def test_core_never_imports_the_lab():
     for path in PACKAGE.rglob("*.py"):
         if (PACKAGE / "lab") in path.parents or path == COMMAND_ENTRY:
             continue
-        lab = [n for n in _imports(path) if n == "smallml.lab" or n.startswith("smallml.lab.")]
+        lab = [n for n in _imports(path) if n == "mltricks.lab" or n.startswith("mltricks.lab.")]
         if lab:
             offenders.append(f"{path.relative_to(PACKAGE)} imports {lab}")
     assert not offenders, offenders
@@ -44,21 +44,21 @@ def test_core_never_imports_the_lab():
 
 def test_the_check_catches_a_lab_import(tmp_path):
     bad = tmp_path / "bad.py"
-    bad.write_text("from smallml.lab import engine\n")
-    assert "smallml.lab" in _imports(bad)
+    bad.write_text("from mltricks.lab import engine\n")
+    assert "mltricks.lab" in _imports(bad)
 
 
 EXPERIMENTS = PACKAGE / "lab" / "experiments"
 # what an experiment may import from the lab: its infrastructure and the shared recipes
 LAB_FOR_EXPERIMENTS = {
-    f"smallml.lab.{name}"
+    f"mltricks.lab.{name}"
     for name in ("engine", "experiment", "stats", "runs", "recipes", "semi_supervised")
 }
 
 
 def _imported_modules(path: Path, package: str) -> set[str]:
-    """Every module ``path`` imports, with ``from smallml.lab import engine`` read as
-    ``smallml.lab.engine`` and relative imports resolved against ``package``."""
+    """Every module ``path`` imports, with ``from mltricks.lab import engine`` read as
+    ``mltricks.lab.engine`` and relative imports resolved against ``package``."""
     modules = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
@@ -74,14 +74,14 @@ def _imported_modules(path: Path, package: str) -> set[str]:
 
 
 def _lab_modules(path: Path, package: str) -> set[str]:
-    """The ``smallml.lab`` modules ``path`` imports (names imported from a lab module, such as
-    ``Claim`` from ``smallml.lab.experiment``, are not modules and are left out)."""
+    """The ``mltricks.lab`` modules ``path`` imports (names imported from a lab module, such as
+    ``Claim`` from ``mltricks.lab.experiment``, are not modules and are left out)."""
     found = set()
     for module in _imported_modules(path, package):
-        if module == "smallml.lab" or not module.startswith("smallml.lab."):
+        if module == "mltricks.lab" or not module.startswith("mltricks.lab."):
             continue
         parts = module.split(".")
-        # smallml.lab.<module>, or smallml.lab.experiments.<experiment>
+        # mltricks.lab.<module>, or mltricks.lab.experiments.<experiment>
         depth = 4 if parts[2] == "experiments" and len(parts) > 3 else 3
         found.add(".".join(parts[:depth]))
     return found
@@ -92,7 +92,7 @@ def test_experiments_import_only_the_core_the_lab_infrastructure_and_recipes():
     for path in sorted(EXPERIMENTS.glob("*.py")):
         if path.name == "__init__.py":
             continue
-        wrong = _lab_modules(path, "smallml.lab.experiments") - LAB_FOR_EXPERIMENTS
+        wrong = _lab_modules(path, "mltricks.lab.experiments") - LAB_FOR_EXPERIMENTS
         if wrong:
             offenders.append(f"{path.name} imports {sorted(wrong)}")
     assert not offenders, offenders
@@ -104,7 +104,7 @@ def test_benchmarks_never_import_an_experiment():
     offenders = []
     for path in benchmarks:
         wrong = {
-            m for m in _lab_modules(path, "benchmarks") if m.startswith("smallml.lab.experiments")
+            m for m in _lab_modules(path, "benchmarks") if m.startswith("mltricks.lab.experiments")
         }
         if wrong:
             offenders.append(f"{path.name} imports {sorted(wrong)}")
@@ -114,33 +114,33 @@ def test_benchmarks_never_import_an_experiment():
 @pytest.mark.parametrize(
     "source",
     [
-        "from smallml.lab.experiments.fgsm import train_digits_cnn\n",
-        "from smallml.lab.experiments import fgsm\n",
-        "import smallml.lab.experiments.fgsm\n",
+        "from mltricks.lab.experiments.fgsm import train_digits_cnn\n",
+        "from mltricks.lab.experiments import fgsm\n",
+        "import mltricks.lab.experiments.fgsm\n",
         "from .fgsm import train_digits_cnn\n",
         "from . import fgsm\n",
-        "from smallml.lab import registry\n",
+        "from mltricks.lab import registry\n",
     ],
 )
 def test_the_import_check_catches_an_experiment_importing_another(tmp_path, source):
     bad = tmp_path / "bad.py"
     bad.write_text(source)
-    assert _lab_modules(bad, "smallml.lab.experiments") - LAB_FOR_EXPERIMENTS
+    assert _lab_modules(bad, "mltricks.lab.experiments") - LAB_FOR_EXPERIMENTS
 
 
 def test_the_import_check_lets_the_lab_infrastructure_through(tmp_path):
     good = tmp_path / "good.py"
     good.write_text(
-        "from smallml.lab import engine, recipes\n"
-        "from smallml.lab.experiment import Claim, Preset, RunContext\n"
-        "from smallml.lab.stats import mean_interval\n"
-        "from smallml.models import SmallCNN\n"
+        "from mltricks.lab import engine, recipes\n"
+        "from mltricks.lab.experiment import Claim, Preset, RunContext\n"
+        "from mltricks.lab.stats import mean_interval\n"
+        "from mltricks.models import SmallCNN\n"
     )
-    assert _lab_modules(good, "smallml.lab.experiments") == {
-        "smallml.lab.engine",
-        "smallml.lab.recipes",
-        "smallml.lab.experiment",
-        "smallml.lab.stats",
+    assert _lab_modules(good, "mltricks.lab.experiments") == {
+        "mltricks.lab.engine",
+        "mltricks.lab.recipes",
+        "mltricks.lab.experiment",
+        "mltricks.lab.stats",
     }
 
 
@@ -153,10 +153,10 @@ FAMILIES = sorted(
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_family_lists_its_public_names(family):
-    module = importlib.import_module(f"smallml.{family}")
-    assert hasattr(module, "__all__"), f"smallml.{family} has no __all__"
+    module = importlib.import_module(f"mltricks.{family}")
+    assert hasattr(module, "__all__"), f"mltricks.{family} has no __all__"
     for name in module.__all__:
-        assert hasattr(module, name), f"smallml.{family}.__all__ names missing {name}"
+        assert hasattr(module, name), f"mltricks.{family}.__all__ names missing {name}"
 
 
 @pytest.mark.skipif(
@@ -185,3 +185,20 @@ def test_no_shell_and_no_unsafe_loading_in_the_package():
             if "weights_only=True" not in call.group(1):
                 found.append(f"{path.relative_to(PACKAGE)}: {call.group()}")
     assert not found, found
+
+
+def test_no_module_of_the_old_name_remains():
+    """The project was called smallml before 0.2.0; that name belongs to another project on
+    PyPI with the same import package, so nothing here may install or import it (a shim would
+    shadow that project)."""
+    offenders = [
+        str(path.relative_to(ROOT))
+        for folder in ("src", "tests", "benchmarks", "scripts")
+        for path in (ROOT / folder).rglob("*")
+        if "smallml" in path.name.lower()
+    ]
+    assert offenders == []
+    old_name = "small" + "ml"
+    sources = [p for p in PACKAGE.rglob("*.py") if old_name in p.read_text().lower()]
+    assert sources == []
+    assert PACKAGE.name == "mltricks"

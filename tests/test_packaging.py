@@ -1,4 +1,4 @@
-"""smallml installs like a library: a light core, extras that name themselves when missing, and
+"""mltricks installs like a library: a light core, extras that name themselves when missing, and
 a wheel that works outside the checkout.
 
 The wheel tests install the built wheel into fresh virtual environments that see only the
@@ -27,13 +27,13 @@ import torch
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-import smallml
-from smallml._utils.extras import EXTRAS
+import mltricks
+from mltricks._utils.extras import EXTRAS
 
 tomllib = pytest.importorskip("tomllib")
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = Path(smallml.__file__).parent
+PACKAGE = Path(mltricks.__file__).parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 CORE = {"torch", "torchvision", "numpy", "scipy", "scikit-learn"}
 # families that guard an extra at import; every other family is core
@@ -75,8 +75,8 @@ def test_extras_list_the_libraries_the_import_guards_check():
     for extra, modules in EXTRAS.items():
         assert _names(extras[extra]) == {canonicalize_name(m) for m in modules}, extra
     # dev installs everything the tests need (mlflow comes with the Makefile, see pyproject)
-    dev = {r for r in extras["dev"] if r.startswith("smallml[")}
-    assert dev == {"smallml[lab,nlp,tensorboard]"}
+    dev = {r for r in extras["dev"] if r.startswith("mltricks[")}
+    assert dev == {"mltricks[lab,nlp,tensorboard]"}
     assert "'.[dev,mlflow]'" in (ROOT / "Makefile").read_text()
 
 
@@ -120,11 +120,11 @@ def test_the_import_check_sees_imports_under_if_and_try(tmp_path):
 @pytest.mark.parametrize(
     ("statement", "blocked", "family", "extra"),
     [
-        ("import smallml.nlp", "transformers", "smallml.nlp", "nlp"),
-        ("from smallml.nlp import fill_mask", "tokenizers", "smallml.nlp", "nlp"),
-        ("import smallml.lab", "matplotlib", "smallml.lab", "lab"),
-        ("import smallml.lab", "accelerate", "smallml.lab", "lab"),
-        ("from smallml.lab.cli import main", "torchmetrics", "smallml.lab", "lab"),
+        ("import mltricks.nlp", "transformers", "mltricks.nlp", "nlp"),
+        ("from mltricks.nlp import fill_mask", "tokenizers", "mltricks.nlp", "nlp"),
+        ("import mltricks.lab", "matplotlib", "mltricks.lab", "lab"),
+        ("import mltricks.lab", "accelerate", "mltricks.lab", "lab"),
+        ("from mltricks.lab.cli import main", "torchmetrics", "mltricks.lab", "lab"),
     ],
 )
 def test_importing_a_family_without_its_extra_fails_with_one_line(
@@ -137,8 +137,8 @@ def test_importing_a_family_without_its_extra_fails_with_one_line(
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
-        f"smallml._utils.extras.MissingExtraError: {family} needs {blocked} "
-        f"(not installed): pip install 'smallml[{extra}]'"
+        f"mltricks._utils.extras.MissingExtraError: {family} needs {blocked} "
+        f"(not installed): pip install 'mltricks[{extra}]'"
     )
 
 
@@ -148,7 +148,7 @@ def test_core_calibration_error_matches_torchmetrics_which_it_replaced():
     with torchmetrics' bins: same numbers, including confidences exactly on a bin edge and 1."""
     from torchmetrics.functional.classification import multiclass_calibration_error
 
-    from smallml.ensembles import expected_calibration_error
+    from mltricks.ensembles import expected_calibration_error
 
     generator = torch.Generator().manual_seed(0)
     for trial in range(40):
@@ -216,7 +216,7 @@ def wheel(tmp_path_factory) -> Path:
         env=_clean_environment(),
         timeout=300,
     )
-    (built,) = out.glob("smallml-*.whl")
+    (built,) = out.glob("mltricks-*.whl")
     return built
 
 
@@ -300,9 +300,9 @@ def test_the_wheel_ships_every_package_file(wheel):
     expected = {
         str(p.relative_to(ROOT / "src"))
         for p in _source_files()
-        if (ROOT / "src" / "smallml") in p.parents
+        if (ROOT / "src" / "mltricks") in p.parents
     }
-    assert "smallml/py.typed" in expected
+    assert "mltricks/py.typed" in expected
     assert expected - shipped == set()
     assert not [n for n in shipped if n.startswith(("tests/", "benchmarks/"))]
 
@@ -310,26 +310,26 @@ def test_the_wheel_ships_every_package_file(wheel):
 CORE_CHECK = """
 import importlib, sys
 from pathlib import Path
-import smallml
-assert Path(smallml.__file__).is_relative_to(Path(sys.prefix)), smallml.__file__
+import mltricks
+assert Path(mltricks.__file__).is_relative_to(Path(sys.prefix)), mltricks.__file__
 for family in FAMILIES:
-    importlib.import_module("smallml." + family)
+    importlib.import_module("mltricks." + family)
 for absent in ("matplotlib", "accelerate", "tqdm", "torchmetrics", "transformers", "mlflow"):
     assert importlib.util.find_spec(absent) is None, absent + " is visible in the core install"
-for package, extra in (("smallml.lab", "lab"), ("smallml.nlp", "nlp")):
+for package, extra in (("mltricks.lab", "lab"), ("mltricks.nlp", "nlp")):
     try:
         importlib.import_module(package)
     except ModuleNotFoundError as error:
-        assert f"pip install 'smallml[{extra}]'" in str(error), error
+        assert f"pip install 'mltricks[{extra}]'" in str(error), error
     else:
         raise AssertionError(package + " imported without its extra")
 
 import numpy as np
 import torch
-from smallml.encodings import sinusoidal_positional_encoding
-from smallml.ensembles import MCDropout, ensemble_metrics
-from smallml.semi_supervised import ClusterThenLabel
-from smallml.tuning import lr_range_test
+from mltricks.encodings import sinusoidal_positional_encoding
+from mltricks.ensembles import MCDropout, ensemble_metrics
+from mltricks.semi_supervised import ClusterThenLabel
+from mltricks.tuning import lr_range_test
 
 pe = sinusoidal_positional_encoding(16, 8)
 assert pe.shape == (16, 8) and torch.allclose(pe.norm(dim=1), torch.full((16,), 2.0))
@@ -358,11 +358,11 @@ def test_the_wheel_works_with_the_core_dependencies_only(wheel, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().endswith("core ok")
     # the command is installed with the core but needs the lab: one line names the extra
-    result = _run([tmp_path / "venv" / "bin" / "smallml", "list"], cwd=tmp_path)
+    result = _run([tmp_path / "venv" / "bin" / "mltricks", "list"], cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "smallml: the smallml command needs matplotlib, accelerate, tqdm, torchmetrics "
-        "(not installed): pip install 'smallml[lab]'"
+        "mltricks: the mltricks command needs matplotlib, accelerate, tqdm, torchmetrics "
+        "(not installed): pip install 'mltricks[lab]'"
     ]
 
 
@@ -372,26 +372,28 @@ def test_the_wheel_with_the_lab_runs_an_experiment_and_a_report_outside_the_chec
 ):
     requirements = _requirements(wheel, None) + _requirements(wheel, "lab")
     python = _environment(tmp_path / "venv", _closure(requirements))
-    _pip_install(python, f"smallml[lab] @ {wheel.as_uri()}")
-    smallml_command = tmp_path / "venv" / "bin" / "smallml"
+    _pip_install(python, f"mltricks[lab] @ {wheel.as_uri()}")
+    mltricks_command = tmp_path / "venv" / "bin" / "mltricks"
     work = tmp_path / "elsewhere"
     work.mkdir()
     args = ["run", "positional-encoding", "--preset", "smoke", "--out", "runs", "--no-progress"]
-    result = _run([smallml_command, *args], cwd=work)
+    result = _run([mltricks_command, *args], cwd=work)
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     (run,) = (work / "runs" / "positional-encoding").iterdir()
     assert '"state": "done"' in (run / "status.json").read_text()
-    result = _run([smallml_command, "report", "runs"], cwd=work)
+    result = _run([mltricks_command, "report", "runs"], cwd=work)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "positional-encoding" in (work / "runs" / "index.html").read_text()
     # trackers and the nlp family stay optional in a lab install
-    result = _run([smallml_command, *args, "--track", "tensorboard"], cwd=work)
+    result = _run([mltricks_command, *args, "--track", "tensorboard"], cwd=work)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "smallml: error: --track tensorboard needs tensorboard (not installed): "
-        "pip install 'smallml[tensorboard]'"
+        "mltricks: error: --track tensorboard needs tensorboard (not installed): "
+        "pip install 'mltricks[tensorboard]'"
     ]
-    result = _run([python, "-c", "import smallml.lab, sys; print(smallml.lab.__file__)"], cwd=work)
+    result = _run(
+        [python, "-c", "import mltricks.lab, sys; print(mltricks.lab.__file__)"], cwd=work
+    )
     assert Path(result.stdout.strip()).is_relative_to(tmp_path / "venv"), result.stdout
-    result = _run([python, "-c", "import smallml.nlp"], cwd=work)
-    assert result.stderr.strip().splitlines()[-1].endswith("pip install 'smallml[nlp]'")
+    result = _run([python, "-c", "import mltricks.nlp"], cwd=work)
+    assert result.stderr.strip().splitlines()[-1].endswith("pip install 'mltricks[nlp]'")

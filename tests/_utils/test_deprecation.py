@@ -3,7 +3,7 @@ import warnings
 
 import pytest
 
-from smallml._utils.deprecation import renamed_argument
+from mltricks._utils.deprecation import renamed_argument
 
 
 @renamed_argument("seed", "random_state")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from smallml._utils.randomness import numpy_generator, seed_from, torch_generator
+from mltricks._utils.randomness import numpy_generator, seed_from, torch_generator
 
 
 def test_an_int_gives_the_same_draws_as_default_rng_and_a_generator_continues_its_stream():

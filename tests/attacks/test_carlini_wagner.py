@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from smallml.attacks import AttackResult, CarliniWagnerResult, carlini_wagner
+from mltricks.attacks import AttackResult, CarliniWagnerResult, carlini_wagner
 
 
 def _cw(*args, **kwargs):
@@ -186,7 +186,7 @@ def test_bad_input_gives_errors_naming_the_argument():
 
 
 def test_its_adam_is_torch_adam():
-    from smallml.attacks._carlini_wagner_support import Adam
+    from mltricks.attacks._carlini_wagner_support import Adam
 
     generator = torch.Generator().manual_seed(0)
     reference = torch.randn(20, generator=generator).requires_grad_(True)

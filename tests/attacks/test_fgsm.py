@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from smallml.attacks import fgsm
+from mltricks.attacks import fgsm
 
 
 def _linear(seed=0, inputs=6, classes=3):

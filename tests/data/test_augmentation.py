@@ -3,7 +3,7 @@ import torch
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
-from smallml.data import RandomShiftRotate, affine_batch, augmentation
+from mltricks.data import RandomShiftRotate, affine_batch, augmentation
 
 
 def _images(num, channels=1, height=6, width=6, seed=0):

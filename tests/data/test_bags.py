@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from smallml.data import collate_bags, load_digits_images, make_bags, pad_bags
-from smallml.data.bags import _positive_count
+from mltricks.data import collate_bags, load_digits_images, make_bags, pad_bags
+from mltricks.data.bags import _positive_count
 
 
 def test_bag_labels_match_their_rule():

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from smallml.data import DetectionData, load_coco, load_detection_data, load_voc
+from mltricks.data import DetectionData, load_coco, load_detection_data, load_voc
 
 
 def _image(path, width, height, seed=0):
@@ -148,7 +148,7 @@ def test_coco_errors(tmp_path):
 
 
 def test_detection_data_subset_and_loader(tmp_path):
-    from smallml.detection import collate_detection
+    from mltricks.detection import collate_detection
 
     _coco(tmp_path)
     data = load_coco(tmp_path / "litter.json").subset([1, 0])

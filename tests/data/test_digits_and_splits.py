@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from smallml.data import load_digits_images, split_labeled
+from mltricks.data import load_digits_images, split_labeled
 
 
 def test_digits_shapes_range_and_fixed_split():

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from smallml.data import FewShotTasks, load_digits_images, rotate_classes, split_classes
+from mltricks.data import FewShotTasks, load_digits_images, rotate_classes, split_classes
 
 
 def _numbered(num_classes=6, per_class=8):

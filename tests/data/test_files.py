@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from smallml.data import (
+from mltricks.data import (
     load_cifar,
     load_data_pickle,
     load_image_folder,
@@ -307,7 +307,7 @@ def test_truncated_or_fake_images_are_named(tmp_path):
 
 
 def test_short_name_finds_the_packaged_folder(tmp_path, monkeypatch):
-    from smallml.data import paths
+    from mltricks.data import paths
 
     folder = tmp_path / "usr-share-datasets-fashion-mnist"
     monkeypatch.setitem(
@@ -332,7 +332,7 @@ def test_short_name_finds_the_packaged_folder(tmp_path, monkeypatch):
 
 
 def test_the_real_debian_folder_when_installed():
-    from smallml.data import paths
+    from mltricks.data import paths
 
     folder = paths.DATA_SETS["fashion-mnist"].folder
     if not folder.is_dir():

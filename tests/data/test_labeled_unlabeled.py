@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from smallml.data import LabeledUnlabeledDataset, semi_supervised_loader
+from mltricks.data import LabeledUnlabeledDataset, semi_supervised_loader
 
 
 def _images(num, seed=0):

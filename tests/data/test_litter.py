@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from smallml.data import CONFOUNDERS, LITTER_CLASSES, STYLES, litter_style, make_scenes
-from smallml.data import litter as litter_module
+from mltricks.data import CONFOUNDERS, LITTER_CLASSES, STYLES, litter_style, make_scenes
+from mltricks.data import litter as litter_module
 
 
 def test_litter_style_is_registered_and_scenes_are_consistent():

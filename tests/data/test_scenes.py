@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from smallml.data import make_scenes
+from mltricks.data import make_scenes
 
 
 def test_scenes_are_deterministic_and_consistent():

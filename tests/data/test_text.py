@@ -6,13 +6,13 @@ import itertools
 import numpy as np
 import pytest
 
-from smallml.data import (
+from mltricks.data import (
     load_docstring_corpus,
     load_labeled_text_csv,
     load_real_vs_generated_docstrings,
     load_text_csv,
 )
-from smallml.data.text import _docstrings_of
+from mltricks.data.text import _docstrings_of
 
 MODULES = ("argparse", "csv", "enum", "fnmatch", "glob", "json", "shlex", "string", "textwrap")
 

@@ -7,7 +7,7 @@ import types
 import pytest
 import torch
 
-from smallml.detection import confounder_false_positives, mean_average_precision
+from mltricks.detection import confounder_false_positives, mean_average_precision
 
 
 def _t(boxes, labels):

@@ -3,8 +3,8 @@ import torch
 from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_fpn
 from torchvision.ops.misc import FrozenBatchNorm2d
 
-from smallml.data import make_scenes
-from smallml.detection import faster_rcnn
+from mltricks.data import make_scenes
+from mltricks.detection import faster_rcnn
 
 TINY = {
     "min_size": 48,

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from smallml.detection import collate_detection, validate_targets
+from mltricks.detection import collate_detection, validate_targets
 
 
 def _target(boxes, labels):

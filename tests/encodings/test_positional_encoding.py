@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from smallml.encodings import SinusoidalPositionalEncoding, sinusoidal_positional_encoding
+from mltricks.encodings import SinusoidalPositionalEncoding, sinusoidal_positional_encoding
 
 
 def test_formula_against_an_explicit_loop():

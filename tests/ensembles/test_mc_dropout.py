@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from smallml.ensembles import MCDropout
-from smallml.ensembles.mc_dropout import CPU_BATCHED_BYTES
-from smallml.models import SmallCNN
+from mltricks.ensembles import MCDropout
+from mltricks.ensembles.mc_dropout import CPU_BATCHED_BYTES
+from mltricks.models import SmallCNN
 
 
 def _tabular(p=0.5):

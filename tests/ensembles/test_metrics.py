@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from smallml.ensembles import (
+from mltricks.ensembles import (
     brier_score,
     disagreement,
     ensemble_accuracy,

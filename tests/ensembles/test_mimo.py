@@ -3,8 +3,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from smallml.ensembles import MIMO, mimo_loss
-from smallml.models import SmallCNN, small_resnet18
+from mltricks.ensembles import MIMO, mimo_loss
+from mltricks.models import SmallCNN, small_resnet18
 
 
 def _cnn_mimo(num_members=3, channels=1):

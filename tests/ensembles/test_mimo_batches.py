@@ -4,7 +4,7 @@ import torch
 from accelerate.data_loader import BatchSamplerShard
 from torch.utils.data import Dataset
 
-from smallml.ensembles import MIMOBatchSampler, mimo_loader
+from mltricks.ensembles import MIMOBatchSampler, mimo_loader
 
 
 def _data(n=24):
@@ -115,7 +115,7 @@ def test_bad_arguments():
 
 
 def test_engine_fit_sees_fresh_pairings_every_epoch():
-    from smallml.lab import engine
+    from mltricks.lab import engine
 
     inputs, targets = _data(16)
     loader = mimo_loader(inputs, targets, num_members=2, batch_size=8, random_state=0)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from smallml.explain import box_from_attribution
+from mltricks.explain import box_from_attribution
 
 
 def _brute_force(relevance, quantile):

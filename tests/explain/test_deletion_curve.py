@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from smallml.explain import deletion_curve, masking_curve
+from mltricks.explain import deletion_curve, masking_curve
 
 
 class Weighted(nn.Module):

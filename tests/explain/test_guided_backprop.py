@@ -3,8 +3,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from smallml.explain import GuidedBackprop, Saliency
-from smallml.models import SmallCNN
+from mltricks.explain import GuidedBackprop, Saliency
+from mltricks.models import SmallCNN
 
 
 def _one_relu(inplace=False):
@@ -119,7 +119,7 @@ def test_a_functional_relu_gets_a_clear_error(relu):
 
 
 def test_hook_and_mode_context_managers_undo_everything_on_error():
-    from smallml._utils.hooks import eval_mode, forward_hooks
+    from mltricks._utils.hooks import eval_mode, forward_hooks
 
     model = _one_relu()
     model.train()

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from smallml.explain import masking_curve
+from mltricks.explain import masking_curve
 
 
 class RegionSum(nn.Module):

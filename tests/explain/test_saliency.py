@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from smallml.explain import Saliency
+from mltricks.explain import Saliency
 
 
 def _linear(seed=0):

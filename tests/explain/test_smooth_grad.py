@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from smallml.explain import GuidedBackprop, Saliency, SmoothGrad
+from mltricks.explain import GuidedBackprop, Saliency, SmoothGrad
 
 
 class Recorder:

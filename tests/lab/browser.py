@@ -34,7 +34,7 @@ class Browser:
     def __init__(self, executable: str, width: int = 1200, height: int = 900) -> None:
         self._to_chrome_r, self._to_chrome_w = os.pipe()
         self._from_chrome_r, self._from_chrome_w = os.pipe()
-        self._profile = tempfile.mkdtemp(prefix="smallml-chromium-")
+        self._profile = tempfile.mkdtemp(prefix="mltricks-chromium-")
         self.width, self.height = width, height
         read_end, write_end = self._to_chrome_r, self._from_chrome_w
 

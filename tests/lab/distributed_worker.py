@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from smallml.lab import engine
+from mltricks.lab import engine
 
 
 def main(out_dir: Path) -> None:

@@ -8,7 +8,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from smallml.lab.experiment import Claim, Preset, RunContext
+from mltricks.lab.experiment import Claim, Preset, RunContext
 
 SYSTEM = "Positional Encoding"
 DESCRIPTION = "a fake experiment for the lab's tests <b>"

@@ -22,16 +22,16 @@ def test_importing_the_lab_chooses_agg(tmp_path):
     # a matplotlibrc whose default backend is svg: matplotlib alone keeps it, the lab does not
     (tmp_path / "matplotlibrc").write_text("backend: svg\n")
     assert _backend(SHOW, MATPLOTLIBRC=str(tmp_path)) == "svg"
-    assert _backend(f"import smallml.lab; {SHOW}", MATPLOTLIBRC=str(tmp_path)) == "agg"
+    assert _backend(f"import mltricks.lab; {SHOW}", MATPLOTLIBRC=str(tmp_path)) == "agg"
 
 
 @pytest.mark.parametrize(
     ("code", "env"),
     [
-        (f"import smallml.lab; {SHOW}", {"MPLBACKEND": "svg"}),  # a Jupyter kernel sets it
+        (f"import mltricks.lab; {SHOW}", {"MPLBACKEND": "svg"}),  # a Jupyter kernel sets it
         (
             "import matplotlib; matplotlib.use('svg'); import matplotlib.pyplot; "
-            f"import smallml.lab; {SHOW}",
+            f"import mltricks.lab; {SHOW}",
             {},
         ),
     ],

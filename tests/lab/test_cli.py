@@ -3,8 +3,8 @@ import os
 
 import pytest
 
-from smallml.lab import cli, registry
-from smallml.lab.cli import main, parse_seeds
+from mltricks.lab import cli, registry
+from mltricks.lab.cli import main, parse_seeds
 
 
 @pytest.fixture
@@ -78,7 +78,7 @@ def test_run_writes_the_run_folder(tmp_path, fake, capsys, monkeypatch):
     config = json.loads((run / "config.json").read_text())
     assert config["config"]["rate"] == 0.7 and config["seeds"] == [0, 1]
     assert config["command"] == (
-        "smallml run fake --preset quick --seeds 0,1 --set rate=0.7 --set sleep=0.25"
+        "mltricks run fake --preset quick --seeds 0,1 --set rate=0.7 --set sleep=0.25"
     )
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["per_seed"]["1"]["score"] == pytest.approx(0.71)

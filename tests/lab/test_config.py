@@ -4,8 +4,8 @@ from typing import Literal
 
 import pytest
 
-from smallml.lab import registry
-from smallml.lab.config import (
+from mltricks.lab import registry
+from mltricks.lab.config import (
     Bounds,
     ConfigError,
     apply_overrides,
@@ -15,7 +15,7 @@ from smallml.lab.config import (
     resolve_config,
     within,
 )
-from smallml.lab.experiment import Preset
+from mltricks.lab.experiment import Preset
 
 
 @dataclass
@@ -82,7 +82,7 @@ class Ranged:
 
 def _module(**presets):
     return SimpleNamespace(
-        __name__="smallml.lab.experiments.ranged",
+        __name__="mltricks.lab.experiments.ranged",
         Config=Ranged,
         PRESETS={
             "smoke": Preset(seeds=(0,), config={"epochs": 1}),

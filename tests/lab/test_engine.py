@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from smallml.lab import engine
+from mltricks.lab import engine
 
 
 def _data(n=96, seed=0):

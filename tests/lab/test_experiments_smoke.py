@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from smallml.lab import registry, runs
-from smallml.lab.config import resolve_config
+from mltricks.lab import registry, runs
+from mltricks.lab.config import resolve_config
 
 
 @pytest.mark.slow
@@ -21,7 +21,7 @@ def test_smoke_preset_runs(name, tmp_path):
         preset="smoke",
         seeds=seeds,
         out=tmp_path,
-        command=f"smallml run {name} --preset smoke",
+        command=f"mltricks run {name} --preset smoke",
     )
     assert state == "done", error
     metrics = json.loads((path / "metrics.json").read_text())

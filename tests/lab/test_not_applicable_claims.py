@@ -2,10 +2,10 @@
 
 import pytest
 
-from smallml.lab import registry
-from smallml.lab.experiment import NotApplicable
-from smallml.lab.runs import judge
-from smallml.lab.stats import mean_interval, proportion_interval
+from mltricks.lab import registry
+from mltricks.lab.experiment import NotApplicable
+from mltricks.lab.runs import judge
+from mltricks.lab.stats import mean_interval, proportion_interval
 
 
 def _claim(name, words):

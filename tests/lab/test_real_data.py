@@ -8,8 +8,8 @@ import struct
 import numpy as np
 import pytest
 
-from smallml.lab import registry, runs
-from smallml.lab.config import resolve_config
+from mltricks.lab import registry, runs
+from mltricks.lab.config import resolve_config
 
 
 def _write_idx(path, array):

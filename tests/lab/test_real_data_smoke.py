@@ -1,7 +1,7 @@
 """Every experiment that reads an MNIST-format IDX folder runs its smoke preset on Fashion-MNIST.
 
 The data set is Debian's ``dataset-fashion-mnist`` package (the published IDX ``.gz`` files);
-``.ci/run`` installs it. Without it the run tests skip, unless ``SMALLML_REQUIRE_REAL_DATA=1``
+``.ci/run`` installs it. Without it the run tests skip, unless ``MLTRICKS_REQUIRE_REAL_DATA=1``
 (set by ``.ci/run``), where a missing data set fails them.
 """
 
@@ -16,11 +16,11 @@ import types
 import numpy as np
 import pytest
 
-from smallml.data import DATA_SETS
-from smallml.lab import recipes, registry, runs
-from smallml.lab.config import resolve_config
+from mltricks.data import DATA_SETS
+from mltricks.lab import recipes, registry, runs
+from mltricks.lab.config import resolve_config
 
-REQUIRE_REAL_DATA = os.environ.get("SMALLML_REQUIRE_REAL_DATA") == "1"
+REQUIRE_REAL_DATA = os.environ.get("MLTRICKS_REQUIRE_REAL_DATA") == "1"
 FORMATS = {*recipes.SOURCES, "image_folder"}  # the formats experiments may declare
 # CPU seconds a smoke run on Fashion-MNIST may take (issue 15: "well under a minute"; measured
 # 1-5 CPU-seconds each, reading the data included); CPU time, so that a busy machine does not
@@ -41,7 +41,7 @@ def fashion_mnist():
     folder = DATA_SETS["fashion-mnist"].folder
     if not folder.is_dir():
         if REQUIRE_REAL_DATA:
-            pytest.fail(f"SMALLML_REQUIRE_REAL_DATA=1 but {folder} is missing")
+            pytest.fail(f"MLTRICKS_REQUIRE_REAL_DATA=1 but {folder} is missing")
         pytest.skip(f"Fashion-MNIST is not installed ({DATA_SETS['fashion-mnist'].install})")
     return folder
 
@@ -116,7 +116,7 @@ def test_smoke_preset_on_fashion_mnist(name, fashion_mnist, tmp_path):
         seeds=seeds,
         out=tmp_path,
         data=fashion_mnist,
-        command=f"smallml run {name} --preset smoke --data {fashion_mnist}",
+        command=f"mltricks run {name} --preset smoke --data {fashion_mnist}",
     )
     seconds = time.process_time() - started
     assert state == "done", error
@@ -178,7 +178,7 @@ def test_autoencoder_figures_take_fewer_than_six_test_images():
     import matplotlib.pyplot as plt
     import torch
 
-    from smallml.models import Autoencoder
+    from mltricks.models import Autoencoder
 
     autoencoder = registry.load("autoencoder")
     cfg = resolve_config(autoencoder, "smoke")

@@ -14,10 +14,10 @@ from sklearn.decomposition import PCA
 from sklearn.model_selection import train_test_split
 from sklearn.semi_supervised import LabelSpreading
 
-from smallml.data import load_digits_images
-from smallml.lab import engine, recipes
-from smallml.lab.stats import Estimate, mean_interval
-from smallml.models import SmallCNN
+from mltricks.data import load_digits_images
+from mltricks.lab import engine, recipes
+from mltricks.lab.stats import Estimate, mean_interval
+from mltricks.models import SmallCNN
 
 # --- splits ------------------------------------------------------------------------------------
 
@@ -316,6 +316,6 @@ def test_batch_norm_is_recalibrated_on_real_data_only(name):
     import importlib
     from pathlib import Path
 
-    config = importlib.import_module(f"smallml.lab.experiments.{name}").Config()
+    config = importlib.import_module(f"mltricks.lab.experiments.{name}").Config()
     assert recipes.for_data(config, None).recalibrate_bn is False  # the digits' numbers stay
     assert recipes.for_data(config, Path("fashion-mnist")).recalibrate_bn is True

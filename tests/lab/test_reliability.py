@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from smallml.lab import cli, registry, runs
-from smallml.lab.cli import main
-from smallml.lab.experiment import Claim, NotApplicable
-from smallml.lab.report import markdown_table, render
-from smallml.lab.runs import run_state
+from mltricks.lab import cli, registry, runs
+from mltricks.lab.cli import main
+from mltricks.lab.experiment import Claim, NotApplicable
+from mltricks.lab.report import markdown_table, render
+from mltricks.lab.runs import run_state
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE = "tests.lab.fake_experiments"
@@ -28,7 +28,7 @@ FAKE = "tests.lab.fake_experiments"
 
 def _start(out: Path, *extra: str) -> subprocess.Popen:
     code = (
-        "import sys; from smallml.lab import registry, cli; "
+        "import sys; from mltricks.lab import registry, cli; "
         "registry.EXPERIMENTS['fake'] = 'tests.lab.fake_experiments'; "
         "sys.exit(cli.main(sys.argv[1:]))"
     )
@@ -102,7 +102,7 @@ def fake(monkeypatch):
 
 def _one_line_error(capsys, *words):
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and err.startswith("smallml: error:"), err
+    assert len(err.splitlines()) == 1 and err.startswith("mltricks: error:"), err
     for word in words:
         assert word in err, err
     return err
@@ -117,12 +117,12 @@ def test_report_never_overwrites_an_index_html_it_did_not_write(tmp_path, fake, 
     _one_line_error(capsys, "no runs")
     assert main(["run", "a", "--preset", "smoke", "--out", str(tmp_path)]) == 0
     assert main(["report", str(tmp_path)]) == 2  # runs, but a page that is not ours
-    _one_line_error(capsys, "index.html", "not written by smallml report")
+    _one_line_error(capsys, "index.html", "not written by mltricks report")
     assert page.read_text() == "my own notes"
     page.unlink()
     assert main(["report", str(tmp_path)]) == 0
     assert main(["report", str(tmp_path)]) == 0  # its own page is replaced
-    assert "smallml report" in page.read_text()
+    assert "mltricks report" in page.read_text()
 
 
 MALFORMED = [

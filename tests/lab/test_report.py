@@ -2,9 +2,9 @@ import html
 import json
 import re
 
-from smallml.lab import registry
-from smallml.lab.cli import main
-from smallml.lab.report import render
+from mltricks.lab import registry
+from mltricks.lab.cli import main
+from mltricks.lab.report import render
 
 
 def test_report_escapes_config_and_shows_figures(tmp_path, monkeypatch):
@@ -41,7 +41,7 @@ def test_failed_and_interrupted_runs_are_shown(tmp_path, monkeypatch):
 
 
 def test_markdown_table_lists_every_system_with_earlier_numbers_and_run_time(tmp_path, monkeypatch):
-    from smallml.lab.report import markdown_table
+    from mltricks.lab.report import markdown_table
 
     monkeypatch.setattr(registry, "EXPERIMENTS", {"fake": "tests.lab.fake_experiments"})
     assert main(["run", "fake", "--preset", "quick", "--out", str(tmp_path)]) == 0
@@ -57,7 +57,7 @@ def test_markdown_table_lists_every_system_with_earlier_numbers_and_run_time(tmp
 
 
 def test_a_run_on_a_data_set_names_its_folder_in_both_tables(tmp_path, monkeypatch):
-    from smallml.lab.report import markdown_table, write_report
+    from mltricks.lab.report import markdown_table, write_report
 
     monkeypatch.setattr(registry, "EXPERIMENTS", {"fake": "tests.lab.fake_experiments"})
     data = tmp_path / "my-images"

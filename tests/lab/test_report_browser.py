@@ -1,6 +1,6 @@
 """The report built from smoke runs of every experiment, opened in headless Chromium.
 
-CI installs Debian's chromium first (.ci/run) and sets SMALLML_REQUIRE_BROWSER=1, so there a
+CI installs Debian's chromium first (.ci/run) and sets MLTRICKS_REQUIRE_BROWSER=1, so there a
 missing browser fails the test instead of skipping it.
 """
 
@@ -8,9 +8,9 @@ import os
 
 import pytest
 
-from smallml.lab import registry
-from smallml.lab.cli import main
-from smallml.lab.report import write_report
+from mltricks.lab import registry
+from mltricks.lab.cli import main
+from mltricks.lab.report import write_report
 from tests.lab.browser import Browser, find_chromium
 
 CHROMIUM = find_chromium()
@@ -19,8 +19,8 @@ CHROMIUM = find_chromium()
 @pytest.mark.slow
 def test_report_of_every_smoke_run_in_a_real_browser(tmp_path):
     if CHROMIUM is None:
-        if os.environ.get("SMALLML_REQUIRE_BROWSER") == "1":
-            pytest.fail("chromium is required (SMALLML_REQUIRE_BROWSER=1) but was not found")
+        if os.environ.get("MLTRICKS_REQUIRE_BROWSER") == "1":
+            pytest.fail("chromium is required (MLTRICKS_REQUIRE_BROWSER=1) but was not found")
         pytest.skip("chromium is not installed (CI installs it: see .ci/run)")
     out = tmp_path / "runs"
     assert main(["run", "all", "--preset", "smoke", "--out", str(out), "--no-progress"]) == 0

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from smallml.lab import runs
-from smallml.lab.config import resolve_config
-from smallml.lab.experiment import Claim, NotApplicable
-from smallml.lab.runs import Run, atomic_write_json, run_state
-from smallml.lab.stats import mean_interval
+from mltricks.lab import runs
+from mltricks.lab.config import resolve_config
+from mltricks.lab.experiment import Claim, NotApplicable
+from mltricks.lab.runs import Run, atomic_write_json, run_state
+from mltricks.lab.stats import mean_interval
 
 
 def test_atomic_write_leaves_the_old_file_when_serialisation_fails(tmp_path):

@@ -4,15 +4,15 @@ import pytest
 import torch
 from torch import nn
 
-from smallml.data import semi_supervised_loader
-from smallml.lab import engine
-from smallml.lab.semi_supervised import (
+from mltricks.data import semi_supervised_loader
+from mltricks.lab import engine
+from mltricks.lab.semi_supervised import (
     UnlabeledDiagnostics,
     choose_on_validation,
     fit_semi_supervised,
     image_split,
 )
-from smallml.semi_supervised import SemiSupervisedStep
+from mltricks.semi_supervised import SemiSupervisedStep
 from tests.semi_supervised.recorder import Recorder, images
 
 

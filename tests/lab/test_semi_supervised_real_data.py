@@ -15,9 +15,9 @@ import pytest
 import torch
 from sklearn.decomposition import PCA
 
-from smallml.lab import recipes, registry, runs
-from smallml.lab.config import resolve_config
-from smallml.lab.semi_supervised import image_split
+from mltricks.lab import recipes, registry, runs
+from mltricks.lab.config import resolve_config
+from mltricks.lab.semi_supervised import image_split
 
 NUM_TRAIN, NUM_TEST = 400, 60
 

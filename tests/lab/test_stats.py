@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from smallml.lab.stats import Estimate, mean_interval, proportion_interval
+from mltricks.lab.stats import Estimate, mean_interval, proportion_interval
 
 
 def test_mean_interval_is_the_student_t_interval():
@@ -49,7 +49,7 @@ def test_claim_helpers_compare_the_whole_interval():
 
 
 def test_interval_arrays_for_plots():
-    from smallml.lab.stats import interval_arrays
+    from mltricks.lab.stats import interval_arrays
 
     with_interval = Estimate(mean=0.5, low=0.2, high=0.8, std=0.1, n=5)
     without = Estimate(mean=0.3, low=None, high=None, std=None, n=1)

@@ -1,4 +1,4 @@
-"""``smallml run ... --track tensorboard|mlflow``: what the trackers hold, read back with the
+"""``mltricks run ... --track tensorboard|mlflow``: what the trackers hold, read back with the
 tools' own readers (TensorBoard's event accumulator, the MLflow client) and compared with the
 run folder's metrics.json."""
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from smallml._utils.extras import is_installed
-from smallml.lab import cli, registry, tracking
+from mltricks._utils.extras import is_installed
+from mltricks.lab import cli, registry, tracking
 
 NAME = "tracked-fake"
 EPOCHS = 3
@@ -35,10 +35,10 @@ def _metrics(run: Path) -> dict:
 
 
 needs_tensorboard = pytest.mark.skipif(
-    not is_installed("tensorboard"), reason="tensorboard is not installed (smallml[tensorboard])"
+    not is_installed("tensorboard"), reason="tensorboard is not installed (mltricks[tensorboard])"
 )
 needs_mlflow = pytest.mark.skipif(
-    not is_installed("mlflow"), reason="mlflow is not installed (smallml[mlflow])"
+    not is_installed("mlflow"), reason="mlflow is not installed (mltricks[mlflow])"
 )
 
 
@@ -133,7 +133,7 @@ def test_mlflow_holds_each_seed_in_a_sqlite_store_under_out(tmp_path, fake, monk
     store = tmp_path / "runs" / "mlflow.db"
     assert store.exists()
     client = MlflowClient(tracking_uri=f"sqlite:///{store}")
-    experiment = client.get_experiment_by_name(f"smallml/{NAME}")
+    experiment = client.get_experiment_by_name(f"mltricks/{NAME}")
     assert Path(experiment.artifact_location.removeprefix("file://")).is_relative_to(tmp_path)
     found = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
     assert set(found) == {f"{run.name}/seed-0", f"{run.name}/seed-1", f"{run.name}/summary"}
@@ -141,7 +141,7 @@ def test_mlflow_holds_each_seed_in_a_sqlite_store_under_out(tmp_path, fake, monk
         logged = found[f"{run.name}/seed-{seed}"]
         expected = metrics["per_seed"][str(seed)]
         assert logged.info.status == "FINISHED"
-        assert logged.data.tags["smallml.run_folder"] == str(run)
+        assert logged.data.tags["mltricks.run_folder"] == str(run)
         assert logged.data.params["lr"] == "0.5" and logged.data.params["seed"] == str(seed)
         assert logged.data.metrics["accuracy"] == pytest.approx(expected["accuracy"])
         assert logged.data.metrics["learned"] == float(expected["learned"])
@@ -170,8 +170,8 @@ def test_track_without_its_extra_is_one_line_and_exit_2(tmp_path, fake, monkeypa
     code, run = _run(tmp_path, "--track", kind)
     assert code == 2 and run is None
     assert capsys.readouterr().err.splitlines() == [
-        f"smallml: error: --track {kind} needs {kind} (not installed): "
-        f"pip install 'smallml[{kind}]'"
+        f"mltricks: error: --track {kind} needs {kind} (not installed): "
+        f"pip install 'mltricks[{kind}]'"
     ]
 
 

@@ -7,10 +7,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from smallml.data import RandomShiftRotate
-from smallml.lab import engine
-from smallml.lab.experiments import triplet_embeddings as te
-from smallml.metric_learning import ClassBalancedBatchSampler
+from mltricks.data import RandomShiftRotate
+from mltricks.lab import engine
+from mltricks.lab.experiments import triplet_embeddings as te
+from mltricks.metric_learning import ClassBalancedBatchSampler
 
 
 def _data():

@@ -8,8 +8,8 @@ import matplotlib.pyplot as plt
 import torch
 from torch import nn
 
-from smallml.lab import engine
-from smallml.lab.experiment import Claim, Preset, RunContext, Summary
+from mltricks.lab import engine
+from mltricks.lab.experiment import Claim, Preset, RunContext, Summary
 
 SYSTEM = "Positional Encoding"
 DESCRIPTION = "a fake experiment that trains, for the tracking tests"

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from smallml.data import FewShotTasks
-from smallml.meta import adapt, adapt_and_predict, reptile
+from mltricks.data import FewShotTasks
+from mltricks.meta import adapt, adapt_and_predict, reptile
 
 
 def _model(seed=0, batch_norm=False):

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from smallml.metric_learning import ClassBalancedBatchSampler
+from mltricks.metric_learning import ClassBalancedBatchSampler
 
 
 def _labels():

@@ -6,7 +6,7 @@ import torch
 from pytorch_metric_learning import distances, losses, miners, reducers
 from torch.overrides import TorchFunctionMode
 
-from smallml.metric_learning import (
+from mltricks.metric_learning import (
     MINING,
     TripletMarginLoss,
     hard_triplets,

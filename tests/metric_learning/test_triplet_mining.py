@@ -3,7 +3,7 @@ import itertools
 import pytest
 import torch
 
-from smallml.metric_learning import (
+from mltricks.metric_learning import (
     hard_triplets,
     mine_from_distances,
     pairwise_distances,

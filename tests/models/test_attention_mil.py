@@ -2,8 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from smallml.data import pad_bags
-from smallml.models import AttentionMIL, PoolingMIL, SmallCNN, attention_pool
+from mltricks.data import pad_bags
+from mltricks.models import AttentionMIL, PoolingMIL, SmallCNN, attention_pool
 
 
 def _extractor():

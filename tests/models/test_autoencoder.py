@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from smallml.models import Autoencoder
+from mltricks.models import Autoencoder
 
 
 @pytest.mark.parametrize("in_shape", [(1, 8, 8), (1, 28, 28), (3, 32, 32), (2, 7, 13), (1, 1, 1)])
@@ -58,7 +58,7 @@ def test_bad_arguments_are_refused(args, message):
 def test_the_pretrained_classifier_holds_the_trained_encoder_and_nothing_else_differs():
     """The seed's comparison loaded the wrong checkpoint: the autoencoder experiment's
     pretrained classifier must hold exactly the trained encoder, and share the scratch head."""
-    from smallml.lab.experiments.autoencoder import classifiers
+    from mltricks.lab.experiments.autoencoder import classifiers
 
     torch.manual_seed(0)
     autoencoder = Autoencoder((1, 8, 8), 4, channels=(4, 8))
@@ -74,7 +74,7 @@ def test_the_pretrained_classifier_holds_the_trained_encoder_and_nothing_else_di
 
 
 def test_epochs_to_reach_counts_from_one_and_marks_never():
-    from smallml.lab.experiments.autoencoder import epochs_to_reach
+    from mltricks.lab.experiments.autoencoder import epochs_to_reach
 
     assert epochs_to_reach([0.2, 0.5, 0.9, 0.8], 0.8) == 3
     assert epochs_to_reach([0.2, 0.5], 0.9) == 3

@@ -6,7 +6,7 @@ import zipfile
 import pytest
 import torch
 
-from smallml.models import load_weights_file
+from mltricks.models import load_weights_file
 
 
 @pytest.mark.parametrize("zip_format", [True, False])

@@ -2,8 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from smallml.metric_learning import TripletMarginLoss
-from smallml.models import MultiHeadResNet, SmallCNN, small_resnet18
+from mltricks.metric_learning import TripletMarginLoss
+from mltricks.models import MultiHeadResNet, SmallCNN, small_resnet18
 
 
 def test_forward_returns_logits_and_embeddings():

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from smallml.models import PoolAbove, SmallCNN
+from mltricks.models import PoolAbove, SmallCNN
 
 
 @pytest.mark.parametrize(("channels", "size"), [(1, 8), (3, 32), (1, 5)])
@@ -21,7 +21,7 @@ def test_bad_arguments():
 
 
 def test_small_resnet18_keeps_resolution_and_loads_local_weights(tmp_path):
-    from smallml.models import small_resnet18
+    from mltricks.models import small_resnet18
 
     model = small_resnet18(1, 4)
     assert model(torch.rand(2, 1, 8, 8)).shape == (2, 4)
@@ -46,7 +46,7 @@ class _Payload:
 def test_a_crafted_checkpoint_cannot_run_code(tmp_path, monkeypatch):
     import pickle
 
-    from smallml.models import small_resnet18
+    from mltricks.models import small_resnet18
 
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "evil.pt"

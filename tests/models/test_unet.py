@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from smallml.models import UNet
+from mltricks.models import UNet
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Normal, kl_divergence
 
-from smallml.models import VAE, gaussian_kl, vae_loss
+from mltricks.models import VAE, gaussian_kl, vae_loss
 
 
 def test_kl_matches_the_closed_form_and_torch_distributions():

@@ -7,7 +7,7 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 import pytest
 
-from smallml.nlp import train_wordpiece_tokenizer
+from mltricks.nlp import train_wordpiece_tokenizer
 
 CORPUS = [
     "Return the number of items in the list.",

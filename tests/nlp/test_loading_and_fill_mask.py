@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from smallml.nlp import fill_mask, load_masked_lm, small_masked_lm
+from mltricks.nlp import fill_mask, load_masked_lm, small_masked_lm
 
 
 def _model(tokenizer):

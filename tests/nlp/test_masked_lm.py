@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from smallml.nlp import (
+from mltricks.nlp import (
     IGNORE_INDEX,
     fixed_evaluation_masks,
     masked_lm_collator,
@@ -103,7 +103,7 @@ def test_scores_match_a_loop_over_masked_tokens_and_the_models_own_loss(tokenize
 
 @pytest.mark.slow
 def test_training_through_the_engine_lowers_held_out_perplexity(tokenizer):
-    from smallml.lab import engine
+    from mltricks.lab import engine
 
     engine.seed_everything(0)
     model = _tiny_model(tokenizer)

@@ -1,6 +1,6 @@
 import pytest
 
-from smallml.nlp import SPECIAL_TOKENS, train_wordpiece_tokenizer
+from mltricks.nlp import SPECIAL_TOKENS, train_wordpiece_tokenizer
 
 from .conftest import CORPUS
 

@@ -7,8 +7,8 @@ from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.datasets import make_blobs
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from smallml.semi_supervised import ClusterThenLabel
-from smallml.semi_supervised import _cluster_steps as steps
+from mltricks.semi_supervised import ClusterThenLabel
+from mltricks.semi_supervised import _cluster_steps as steps
 
 
 def _semi(y, every, offset=0):

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from smallml.semi_supervised import ConsistencyLoss, consistency_loss
+from mltricks.semi_supervised import ConsistencyLoss, consistency_loss
 
 
 def test_hand_computed_value():

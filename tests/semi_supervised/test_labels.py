@@ -8,8 +8,8 @@ import pytest
 from sklearn.datasets import make_blobs
 from sklearn.linear_model import LogisticRegression
 
-from smallml.semi_supervised import ClusterThenLabel, SelfTrainingClassifier
-from smallml.semi_supervised._labels import check_semi_supervised_target
+from mltricks.semi_supervised import ClusterThenLabel, SelfTrainingClassifier
+from mltricks.semi_supervised._labels import check_semi_supervised_target
 
 ESTIMATORS = {
     "self_training": lambda: SelfTrainingClassifier(

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from smallml.semi_supervised import MutualExclusivityLoss, mutual_exclusivity_loss
+from mltricks.semi_supervised import MutualExclusivityLoss, mutual_exclusivity_loss
 
 
 def _brute_force(logits):

@@ -10,8 +10,8 @@ from sklearn.semi_supervised import SelfTrainingClassifier as SklearnSelfTrainin
 from sklearn.svm import SVC, LinearSVC
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from smallml.semi_supervised import SelfTrainingClassifier
-from smallml.semi_supervised._labels import stratified_validation_split
+from mltricks.semi_supervised import SelfTrainingClassifier
+from mltricks.semi_supervised._labels import stratified_validation_split
 
 
 def _digits(labeled_every=20):

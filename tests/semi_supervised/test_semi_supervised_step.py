@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from smallml.data import semi_supervised_loader
-from smallml.semi_supervised import (
+from mltricks.data import semi_supervised_loader
+from mltricks.semi_supervised import (
     SemiSupervisedStep,
     consistency_loss,
     mutual_exclusivity_loss,

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from smallml.semi_supervised import StabilityLoss, stability_loss
+from mltricks.semi_supervised import StabilityLoss, stability_loss
 
 
 def _brute_force(views):

@@ -3,7 +3,7 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
-from smallml.tabular import PROBE, feature_importance
+from mltricks.tabular import PROBE, feature_importance
 
 
 def _data(seed=0, n=400):

@@ -6,7 +6,7 @@ from sklearn.base import clone
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from smallml.tabular import FEATURE_NAMES, TextStatistics
+from mltricks.tabular import FEATURE_NAMES, TextStatistics
 
 
 def _row(title, body):

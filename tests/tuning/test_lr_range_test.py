@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from smallml.tuning import default_lrs, lr_range_test
+from mltricks.tuning import default_lrs, lr_range_test
 
 
 def _problem(seed=0, num_batches=8, batch=32):

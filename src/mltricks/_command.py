@@ -1,0 +1,32 @@
+"""The ``mltricks`` command: the lab's command line when ``mltricks[lab]`` is installed, else one
+line that names the extra (a core-only install has the command too, since pip installs every
+console script of a package).
+
+This is the one module outside ``mltricks.lab`` that imports it, and only after checking that
+the lab's libraries are there (``tests/test_layout.py`` names it as the exception).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from mltricks._utils.extras import MissingExtraError, missing_modules
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``mltricks`` with ``argv``; exit status 2 with one line when the lab is missing."""
+    missing = missing_modules("lab")
+    if missing:
+        print(
+            f"mltricks: {MissingExtraError('lab', 'the mltricks command', missing)}",
+            file=sys.stderr,
+        )
+        return 2
+    from mltricks.lab.cli import main as lab_main
+
+    return lab_main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""Masking curves (SEED.md: gradually masking out one object decreases its class score).
+
+A region (an object's box or mask) is covered step by step, from its centre outwards, and the
+model's score for a class is read after every step. If the model relies on the object, the
+object's class score falls as more of it disappears, while another class's score may rise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from mltricks._utils.checks import check_choice, check_number
+from mltricks._utils.hooks import eval_mode
+from mltricks.attacks._common import check_inputs, check_target, class_scores
+from mltricks.explain._scores_as_tensor import ScoresAsTensor
+
+OUTPUTS = ("logits", "probs")
+
+
+@dataclass(eq=False)
+class MaskingCurve(ScoresAsTensor):
+    """Scores while a growing share of a region is masked.
+
+    Attributes:
+        fractions: ``(steps + 1,)`` share of the region masked at each step, 0 to 1.
+        scores: ``(B, steps + 1)`` score of the target class; column ``k`` has the
+            ``k / steps`` share of the region masked.
+    """
+
+    fractions: torch.Tensor
+    scores: torch.Tensor
+
+    @property
+    def auc(self) -> torch.Tensor:
+        """``(B,)`` area under ``scores`` over the masked share (trapezoids)."""
+        return torch.trapezoid(self.scores, self.fractions, dim=1)
+
+
+def masking_curve(
+    model: nn.Module,
+    x: torch.Tensor,
+    target: Any,
+    region: torch.Tensor,
+    steps: int = 10,
+    *,
+    fill: float = 0.0,
+    output: str = "logits",
+) -> MaskingCurve:
+    """The score of ``target`` while a growing part of ``region`` is set to ``fill``.
+
+    At step ``k`` the ``k / steps`` share of the region's pixels nearest to its centre (in the
+    region's own scaled Chebyshev distance, so a box is covered by a growing box of its shape)
+    are masked in every channel; step 0 is the untouched input, step ``steps`` masks it all.
+
+    Args:
+        model: a classifier returning logits ``(B, num_classes)``; run in eval mode.
+        x: images ``(B, C, H, W)``.
+        target: the class whose score is read, an int or ``(B,)`` classes.
+        region: boxes ``(B, 4)`` or ``(4,)`` as ``x1, y1, x2, y2`` pixel corners (``x2``, ``y2``
+            exclusive, the format of ``make_scenes``), or boolean masks ``(B, H, W)`` or
+            ``(H, W)``.
+        steps: masking steps after the untouched input.
+        fill: the value masked pixels get.
+        output: ``"logits"`` or ``"probs"`` (softmax) scores.
+
+    Returns:
+        ``MaskingCurve`` with ``fractions`` ``(steps + 1,)``, ``scores`` ``(B, steps + 1)``
+        (column ``k`` has the ``k / steps`` share masked) and their ``auc`` ``(B,)``. Until the
+        next release it also acts as the ``scores`` tensor it replaces, with a
+        ``DeprecationWarning``.
+
+    Example:
+        >>> model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+        >>> curve = masking_curve(model, torch.rand(2, 1, 4, 4), 1, torch.tensor([0, 0, 2, 2]))
+        >>> curve.scores.shape, curve.auc.shape
+        (torch.Size([2, 11]), torch.Size([2]))
+    """
+    x = check_inputs(x)
+    if x.dim() != 4:
+        raise ValueError(f"x must be images of shape (B, C, H, W); got shape {tuple(x.shape)}")
+    check_number("steps", steps, low=1, integer=True)
+    check_number("fill", fill)
+    check_choice("output", output, OUTPUTS)
+    inside, distance = _region_distance(region, x)
+    rank = _rank(distance)  # (B, H, W); pixels outside the region rank last
+    count = inside.flatten(1).sum(1)  # (B,)
+    scores = []
+    with eval_mode(model), torch.no_grad():
+        for step in range(steps + 1):
+            masked_count = torch.round(count * step / steps)
+            mask = (rank < masked_count[:, None, None]).unsqueeze(1)  # (B, 1, H, W)
+            logits = class_scores(model, torch.where(mask, torch.full_like(x, fill), x))
+            if step == 0:
+                labels = check_target(target, len(x), logits.shape[1], logits.device)
+            values = logits.softmax(1) if output == "probs" else logits
+            scores.append(values.gather(1, labels[:, None])[:, 0])
+    fractions = torch.linspace(0.0, 1.0, steps + 1, device=x.device)
+    return MaskingCurve(fractions, torch.stack(scores, dim=1))
+
+
+def _region_distance(region: Any, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(B, H, W)`` inside-mask and distance to the region's centre (inf outside)."""
+    batch, _, height, width = x.shape
+    if not isinstance(region, torch.Tensor):
+        raise TypeError(f"region must be a tensor of boxes or masks; got {type(region).__name__}")
+    region = region.to(x.device)
+    if region.dtype == torch.bool:
+        if region.dim() == 2:
+            region = region.expand(batch, -1, -1)
+        if region.shape != (batch, height, width):
+            raise ValueError(
+                f"region masks must have shape (B, H, W) = ({batch}, {height}, {width}) or "
+                f"(H, W); got shape {tuple(region.shape)}"
+            )
+        if not region.flatten(1).any(1).all():
+            raise ValueError("region must mark at least one pixel of every image; a mask is empty")
+        inside = region
+        rows, cols = inside.any(2), inside.any(1)
+        ys = torch.arange(height, device=x.device).expand(batch, -1)
+        xs = torch.arange(width, device=x.device).expand(batch, -1)
+        big = max(height, width)
+        boxes = torch.stack(
+            [
+                torch.where(cols, xs, big).amin(1),
+                torch.where(rows, ys, big).amin(1),
+                torch.where(cols, xs, -1).amax(1) + 1,
+                torch.where(rows, ys, -1).amax(1) + 1,
+            ],
+            dim=1,
+        ).float()
+    else:
+        boxes = region.float()
+        if boxes.dim() == 1:
+            boxes = boxes.expand(batch, -1)
+        if boxes.shape != (batch, 4):
+            raise ValueError(
+                f"region boxes must have shape (B, 4) = ({batch}, 4) or (4,); got shape "
+                f"{tuple(region.shape)}"
+            )
+        x1, y1, x2, y2 = boxes.unbind(1)
+        if bool(((x2 <= x1) | (y2 <= y1)).any()):
+            raise ValueError(f"region boxes must have x2 > x1 and y2 > y1; got {region.tolist()}")
+        inside = None
+    x1, y1, x2, y2 = (value[:, None, None] for value in boxes.unbind(1))
+    py = torch.arange(height, device=x.device).view(1, -1, 1) + 0.5  # pixel centres
+    px = torch.arange(width, device=x.device).view(1, 1, -1) + 0.5
+    if inside is None:
+        inside = (px > x1) & (px < x2) & (py > y1) & (py < y2)
+        if not inside.flatten(1).any(1).all():
+            raise ValueError(
+                f"region boxes must cover at least one pixel of the {height}x{width} images; "
+                f"got {region.tolist()}"
+            )
+    distance = torch.maximum(
+        (px - (x1 + x2) / 2).abs() / (x2 - x1), (py - (y1 + y2) / 2).abs() / (y2 - y1)
+    )
+    return inside, torch.where(inside, distance, torch.inf)
+
+
+def _rank(values: torch.Tensor) -> torch.Tensor:
+    """Rank of every pixel by ``values`` (ascending, ties by position), shaped like values."""
+    flat = values.flatten(1)
+    order = flat.argsort(dim=1, stable=True)
+    rank = torch.empty_like(order)
+    rank.scatter_(1, order, torch.arange(flat.shape[1], device=flat.device).expand_as(order))
+    return rank.view_as(values)

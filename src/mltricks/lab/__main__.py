@@ -1,0 +1,7 @@
+"""``python -m mltricks.lab`` is the ``mltricks`` command (used by ``accelerate launch -m``)."""
+
+import sys
+
+from mltricks.lab.cli import main
+
+sys.exit(main())

@@ -1,0 +1,108 @@
+"""What an experiment module is made of, and what its ``run`` function sees.
+
+An experiment module (``mltricks/lab/experiments/<name>.py``) defines:
+
+- ``SYSTEM``: the SEED.md system it reproduces (one of ``registry.SYSTEMS``);
+- ``DESCRIPTION``: one line for ``mltricks list``;
+- ``DATA``: what ``--data PATH`` means for it, or None when it reads no real data set;
+- ``Config``: a dataclass holding every knob, with defaults (the ``quick`` preset);
+- ``PRESETS``: ``{"smoke": Preset(...), "quick": Preset(...), "full": Preset(...)}``;
+- ``CLAIMS``: checkable statements about the summarised metrics (``Claim``);
+- ``run(cfg, ctx) -> dict``: one seed's metrics (the lab seeds everything before calling it);
+- optionally ``summarize(cfg, summary, results, ctx) -> dict``: figures and metrics across all
+  seeds. ``summary`` maps every scalar metric to its ``Estimate`` over the seeds (already
+  computed: do not recompute it), ``results`` holds the per-seed metric dicts in seed order.
+
+Scalar metrics (numbers and booleans) are summarised over seeds as a mean with a 95% interval;
+other values (lists of per-epoch numbers, tables) are kept per seed in ``metrics.json``.
+
+A claim that cannot apply to the data a run was given (a confounder test on a real data set
+that has no confounders) raises ``NotApplicable("reason")`` from its ``holds`` function; the
+report shows "not applicable: reason". A claim that reads a metric the run did not produce is a
+defect of the experiment and is reported as such, naming the metric.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from mltricks.lab.stats import Estimate
+
+if TYPE_CHECKING:
+    from mltricks.lab.runs import Run
+
+__all__ = ["Claim", "NotApplicable", "Preset", "RunContext", "Summary"]
+
+Summary = Mapping[str, Estimate]
+
+
+class NotApplicable(Exception):
+    """Raised by a claim's ``holds`` when the claim cannot apply to this run's data.
+
+    The message is the reason a reader sees: ``raise NotApplicable("--data gives real images,
+    which have no planted confounders")`` is reported as "not applicable: --data gives ...".
+    """
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Default seeds and config overrides of one preset."""
+
+    seeds: tuple[int, ...] = (0,)
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A statement judged on the summarised metrics of a run.
+
+    Args:
+        text: the statement as a reader should see it.
+        holds: ``holds(summary) -> bool`` with ``summary[name]`` an ``Estimate`` (``.mean``,
+            ``.low``, ``.high``) of each scalar metric; it raises ``NotApplicable(reason)``
+            when the claim cannot apply to the run's data.
+        metrics: the metric names whose numbers are shown next to the verdict.
+        presets: presets that judge the claim; other presets show it as not judged.
+        min_seeds: fewest seeds a judgement needs.
+    """
+
+    text: str
+    holds: Callable[[Summary], bool]
+    metrics: tuple[str, ...]
+    presets: tuple[str, ...] = ("full",)
+    min_seeds: int = 1
+
+
+@dataclass
+class RunContext:
+    """What ``run(cfg, ctx)`` gets: the seed, device, data path, and the run folder's writers."""
+
+    seed: int
+    seeds: tuple[int, ...]
+    preset: str
+    device: torch.device
+    data: Path | None
+    run: Run
+
+    @property
+    def first_seed(self) -> bool:
+        """True for the first seed: draw per-seed figures only then."""
+        return self.seed == self.seeds[0]
+
+    @property
+    def path(self) -> Path:
+        """The run folder (write only through ``savefig``/``log`` or atomically)."""
+        return self.run.path
+
+    def savefig(self, figure: Any, name: str, caption: str = "") -> None:
+        """Save a matplotlib figure as ``<name>.png`` in the run folder and close it."""
+        self.run.savefig(figure, name, caption)
+
+    def log(self, message: str) -> None:
+        """Append a line to the run's ``log.txt``."""
+        self.run.log(message)

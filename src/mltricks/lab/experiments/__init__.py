@@ -1,0 +1,1 @@
+"""One module per experiment; see ``mltricks.lab.experiment`` for what a module defines."""

@@ -1,0 +1,255 @@
+"""Semi-supervised clustering (SEED.md): do labels pulling on the clusters beat k-means + vote?
+
+Digits (8x8 pixels, optionally PCA), or MNIST / Fashion-MNIST / CIFAR-10 with ``--data``: per seed,
+the training split is cut into a pool (labeled and unlabeled samples) and a validation part; 1%, 2%,
+5% and 10% of the pool keep their labels (stratified). ``ClusterThenLabel`` runs over an alpha sweep
+that includes 0 (= k-means + majority vote). Alpha is chosen per labeled fraction by mean validation
+accuracy over the seeds (the smallest alpha on ties); the test split is only scored. Next to it:
+scikit-learn ``KMeans`` + majority vote, ``LabelSpreading`` (knn kernel), and logistic regression on
+the labeled samples.
+
+With ``--data`` the features are a fixed map of the pixels: a PCA with ``data_pca_components``
+components fitted on the pool's images (their labels unused), and the training split is a random
+subset of ``max_train`` images (per seed), so that the labeled fractions are fractions of a pool of
+``(1 - val_fraction) * max_train`` images (1% of 4,000: 40 labels).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.cluster import KMeans
+from sklearn.linear_model import LogisticRegression
+from sklearn.semi_supervised import LabelSpreading
+
+from mltricks.data import split_labeled
+from mltricks.lab import recipes
+from mltricks.lab.experiment import Claim, Preset, RunContext, Summary
+from mltricks.lab.recipes import percent_tag
+from mltricks.lab.stats import mean_interval
+from mltricks.semi_supervised import ClusterThenLabel
+
+SYSTEM = "Semi-Supervised Clustering (Cluster-Then-Label)"
+DESCRIPTION = "ClusterThenLabel alpha sweep vs k-means + vote, LabelSpreading on 1-10% labels"
+DATA = "an MNIST-format IDX folder (MNIST, Fashion-MNIST) or the CIFAR-10 python batches"
+DATA_FORMATS = recipes.SOURCES  # what --data may hold (recipes.data_source names)
+
+
+@dataclass
+class Config:
+    fractions: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1)
+    alphas: tuple[float, ...] = (0.0, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+    n_clusters: int = 10
+    max_iter: int = 100
+    pca_components: int = 0  # 0: raw pixels
+    val_fraction: float = 0.2  # share of the training split used to choose alpha
+    figure_alpha: float = 0.1  # alpha of the objective figure
+    spreading_neighbors: int = 7
+    logreg_c: float = 10.0
+    # --data: training / test images read (a random subset drawn by the seed; 0: all) and the
+    # PCA components of the features (0: the raw pixels)
+    max_train: int = 5000
+    max_test: int = 0
+    data_pca_components: int = 50
+
+
+PRESETS = {
+    "smoke": Preset(
+        seeds=(0,),
+        config={
+            "fractions": (0.01, 0.02),
+            "alphas": (0.0, 0.1),
+            "max_iter": 20,
+            "max_train": 2000,
+            "max_test": 500,
+        },
+    ),
+    "quick": Preset(seeds=(0, 1, 2)),
+    # with --data the same preset: on Fashion-MNIST (5,000 training images, all 10,000 test
+    # images, PCA 50) seed 0 took 9 CPU-s on one core, so the 10 seeds cost about 1.5 CPU-minutes
+    "full": Preset(seeds=tuple(range(10))),
+}
+
+
+def _beats_alpha0(s: Any, fraction: float) -> bool:
+    tag = percent_tag(fraction)
+    return s[f"acc_ctl_best_{tag}"].mean > s[f"acc_ctl_alpha0_{tag}"].mean
+
+
+CLAIMS = (
+    Claim(
+        "ClusterThenLabel at its best alpha (chosen on validation) beats alpha=0 (k-means + "
+        "majority vote) in test accuracy at 1% and at 2% labeled",
+        lambda s: _beats_alpha0(s, 0.01) and _beats_alpha0(s, 0.02),
+        (
+            "acc_ctl_best_1pct",
+            "acc_ctl_alpha0_1pct",
+            "gain_best_vs_alpha0_1pct",
+            "acc_ctl_best_2pct",
+            "acc_ctl_alpha0_2pct",
+            "gain_best_vs_alpha0_2pct",
+        ),
+        min_seeds=5,
+    ),
+)
+
+
+def _cluster_vote(assignment: np.ndarray, centers: np.ndarray, y_semi: np.ndarray) -> np.ndarray:
+    """Majority class of each cluster's labeled members; the nearest labeled cluster otherwise."""
+    votes = np.full(len(centers), -1)
+    for cluster in range(len(centers)):
+        members = y_semi[(assignment == cluster) & (y_semi != -1)]
+        if members.size:
+            votes[cluster] = int(np.bincount(members).argmax())
+    labeled = np.flatnonzero(votes >= 0)
+    for empty in np.flatnonzero(votes < 0):
+        gaps = ((centers[labeled] - centers[empty]) ** 2).sum(axis=1)
+        votes[empty] = votes[labeled[gaps.argmin()]]
+    return votes
+
+
+def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
+    # pool, validation (chooses alpha) and test features; the pool/validation cut follows the seed
+    X_pool, y_pool, X_val, y_val, X_test, y_test = recipes.image_features(
+        ctx.data,
+        holdout=cfg.val_fraction,
+        pca_components=cfg.pca_components if ctx.data is None else cfg.data_pca_components,
+        random_state=ctx.seed,
+        max_train=cfg.max_train,
+        max_test=cfg.max_test,
+    )
+    metrics: dict[str, Any] = {}
+    histories = {}
+    for fraction in cfg.fractions:
+        tag = percent_tag(fraction)
+        labeled = split_labeled(y_pool, fraction, random_state=ctx.seed)
+        y_semi = np.where(labeled, y_pool, -1)
+        val_acc, test_acc, moves = [], [], []
+        for alpha in cfg.alphas:
+            model = ClusterThenLabel(
+                cfg.n_clusters, alpha=alpha, max_iter=cfg.max_iter, random_state=ctx.seed
+            ).fit(X_pool, y_semi)
+            val_acc.append(model.score(X_val, y_val))
+            test_acc.append(model.score(X_test, y_test))
+            moves.append(model.n_moves_)
+            if alpha == cfg.figure_alpha:
+                histories[fraction] = model.objective_history_
+        kmeans = KMeans(cfg.n_clusters, random_state=ctx.seed).fit(X_pool)
+        votes = _cluster_vote(kmeans.labels_, kmeans.cluster_centers_, y_semi)
+        spreading = LabelSpreading(kernel="knn", n_neighbors=cfg.spreading_neighbors)
+        logreg = LogisticRegression(C=cfg.logreg_c, max_iter=1000)
+        metrics |= {
+            f"n_labeled_{tag}": int(labeled.sum()),
+            f"acc_ctl_alpha0_{tag}": test_acc[cfg.alphas.index(0.0)] if 0.0 in cfg.alphas else None,
+            f"acc_kmeans_vote_{tag}": float(np.mean(votes[kmeans.predict(X_test)] == y_test)),
+            f"acc_label_spreading_{tag}": recipes.label_spreading_accuracy(
+                spreading, X_pool, y_semi, X_test, y_test
+            ),
+            f"acc_logreg_{tag}": logreg.fit(X_pool[labeled], y_pool[labeled]).score(X_test, y_test),
+            f"ctl_val_acc_{tag}": val_acc,
+            f"ctl_test_acc_{tag}": test_acc,
+            f"ctl_moves_{tag}": moves,
+        }
+    if ctx.first_seed and histories:
+        _plot_objective(cfg, histories, ctx)
+    return metrics
+
+
+def summarize(
+    cfg: Config, summary: Summary, results: list[dict[str, Any]], ctx: RunContext
+) -> dict[str, Any]:
+    extra: dict[str, Any] = {}
+    for fraction in cfg.fractions:
+        tag = percent_tag(fraction)
+        val = np.array([r[f"ctl_val_acc_{tag}"] for r in results])  # (seeds, alphas)
+        test = np.array([r[f"ctl_test_acc_{tag}"] for r in results])
+        best = int(np.flatnonzero(val.mean(axis=0) == val.mean(axis=0).max())[0])
+        extra[f"best_alpha_{tag}"] = cfg.alphas[best]
+        extra[f"acc_ctl_best_{tag}"] = mean_interval(test[:, best])
+        if 0.0 in cfg.alphas:
+            zero = cfg.alphas.index(0.0)
+            extra[f"gain_best_vs_alpha0_{tag}"] = mean_interval(test[:, best] - test[:, zero])
+    _plot_accuracy_vs_fraction(cfg, summary, extra, ctx)
+    _plot_accuracy_vs_alpha(cfg, results, extra, ctx)
+    return extra
+
+
+def _plot_objective(cfg: Config, histories: dict[float, np.ndarray], ctx: RunContext) -> None:
+    fig, axes = plt.subplots(1, len(histories), figsize=(4 * len(histories), 3.6), squeeze=False)
+    for ax, (fraction, history) in zip(axes[0], histories.items()):
+        iterations = np.arange(1, len(history) + 1)
+        # a zigzag: assignment (before), supervised moves (after), then the next assignment
+        ax.plot(np.ravel([iterations, iterations + 0.5], order="F"), history.ravel(), "-", c="0.7")
+        ax.plot(iterations, history[:, 0], "o", ms=4, label="before (nearest-center assignment)")
+        ax.plot(iterations + 0.5, history[:, 1], "s", ms=4, label="after the supervised moves")
+        shown = history[1:] if len(history) > 2 else history  # the first k-means step dwarfs all
+        margin = 0.1 * (shown.max() - shown.min()) + 1e-9
+        ax.set_ylim(shown.min() - margin, shown.max() + margin)
+        ax.set(title=f"{percent_tag(fraction)} labeled", xlabel="iteration", ylabel="objective J")
+    axes[0][0].legend(fontsize=7)
+    ctx.savefig(
+        fig,
+        "objective",
+        f"seed {ctx.seed}, alpha={cfg.figure_alpha}: objective before and after the supervised "
+        "step of each iteration (the seed's figure; the first iteration is off the scale); the "
+        "'after' points never rise",
+    )
+
+
+def _method_rows(cfg: Config, summary: Summary, extra: dict[str, Any]):
+    rows = {
+        "ClusterThenLabel, chosen alpha": [
+            extra[f"acc_ctl_best_{percent_tag(f)}"] for f in cfg.fractions
+        ]
+    }
+    for label, key in (
+        ("ClusterThenLabel, alpha=0", "acc_ctl_alpha0"),
+        ("KMeans + majority vote", "acc_kmeans_vote"),
+        ("LabelSpreading (knn)", "acc_label_spreading"),
+        ("LogisticRegression, labeled only", "acc_logreg"),
+    ):
+        names = [f"{key}_{percent_tag(f)}" for f in cfg.fractions]
+        if all(name in summary for name in names):  # alpha=0 is missing when not swept
+            rows[label] = [summary[name] for name in names]
+    return rows
+
+
+def _plot_accuracy_vs_fraction(cfg, summary: Summary, extra, ctx: RunContext) -> None:
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    percent = np.array(cfg.fractions) * 100
+    for offset, (label, estimates) in enumerate(_method_rows(cfg, summary, extra).items()):
+        x = percent * (1 + 0.03 * (offset - 2))  # spread the error bars apart
+        recipes.errorbar(ax, x, estimates, marker="o", capsize=3, label=label)
+    ax.set(xscale="log", xlabel="labeled share of the pool (%)", ylabel="test accuracy")
+    ax.set_xticks(percent, [f"{p:g}" for p in percent])
+    ax.legend(fontsize=8)
+    ctx.savefig(
+        fig,
+        "accuracy-vs-labeled",
+        "test accuracy against the labeled share, mean and 95% interval over seeds",
+    )
+
+
+def _plot_accuracy_vs_alpha(cfg, results, extra, ctx: RunContext) -> None:
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    positions = np.arange(len(cfg.alphas))
+    for fraction in cfg.fractions:
+        tag = percent_tag(fraction)
+        estimates = recipes.column_estimates(r[f"ctl_test_acc_{tag}"] for r in results)
+        mean = np.array([e.mean for e in estimates])
+        (line,) = ax.plot(positions, mean, "o-", label=f"{tag} labeled")
+        recipes.band(ax, positions, estimates, alpha=0.15, color=line.get_color())
+        chosen = cfg.alphas.index(extra[f"best_alpha_{tag}"])
+        ax.plot(positions[chosen], mean[chosen], "*", ms=14, color=line.get_color())
+    ax.set_xticks(positions, [f"{a:g}" for a in cfg.alphas])
+    ax.set(xlabel="alpha", ylabel="test accuracy")
+    ax.legend(fontsize=8)
+    ctx.savefig(
+        fig,
+        "accuracy-vs-alpha",
+        "test accuracy against alpha (mean, 95% band over seeds); * marks the alpha chosen on "
+        "validation",
+    )

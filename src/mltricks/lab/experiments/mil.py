@@ -1,0 +1,295 @@
+"""Multiple instance learning (SEED.md): attention pooling finds the "2" in a bag of digits.
+
+Bags of digits (``make_bags``: mean size 10, std 2, half of them positive) are positive iff they
+hold a "2"; only bag labels are used for training. For 50, 100, 200 and 500 training bags the
+same small CNN feature extractor is trained with four poolings: attention and gated attention
+(Ilse et al. 2018, ``AttentionMIL``), and mean and max pooling of the embeddings
+(``PoolingMIL``), for a fixed number of optimizer steps through ``engine.fit``. Training bags are
+drawn from the digits' train split, test bags from the test split (no image is shared). With
+``--data`` (an MNIST-format IDX folder such as Fashion-MNIST, or the CIFAR-10 batches) the bags
+hold that data set's images and ``positive_class`` is one of its classes.
+
+Reported per pooling and training-set size: bag accuracy and bag AUC on the test bags, and the
+instance AUC of the pooling weights against the hidden instance labels, over every instance of
+every test bag (the seed showed the attention of one bag only). Mean pooling gives the instances
+of a bag the same weight ``1 / n``, which says nothing about which instance is a "2"; its instance
+AUC (0.5 to 0.6 depending on the draw: positives make up a larger share of small positive bags)
+is the floor to read the others against.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score
+from torch import nn
+
+from mltricks.data import Bags, collate_bags, make_bags
+from mltricks.lab import engine, recipes
+from mltricks.lab.experiment import Claim, Preset, RunContext, Summary
+from mltricks.models import AttentionMIL, PoolingMIL, SmallCNN
+
+SYSTEM = "Multiple Instance Learning"
+DESCRIPTION = (
+    "attention MIL on digit bags: bag AUC and instance AUC of attention vs mean/max pooling"
+)
+DATA = f"{recipes.IMAGE_DATA} (train bags from its train split, test bags from its test split)"
+DATA_FORMATS = recipes.SOURCES  # what --data may hold (recipes.data_source names)
+
+POOLINGS = ("attention", "gated", "mean", "max")
+
+
+@dataclass
+class Config:
+    train_bags: tuple[int, ...] = (50, 200)
+    poolings: tuple[str, ...] = POOLINGS
+    test_bags: int = 200
+    mean_bag_size: float = 10.0
+    std_bag_size: float = 2.0
+    positive_class: int = 2
+    positive_fraction: float = 0.5
+    width: int = 16
+    hidden_dim: int = 64
+    steps: int = 300
+    batch_size: int = 8
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    figure_bags: int = 6
+    # --data only: images read per split (0: all; a seeded subset, the same for every seed; the
+    # cost is set by steps, not by these) and the CNN width (0: width). Full on Fashion-MNIST
+    # (3 seeds x 4 bag counts x 4 poolings x 300 steps of 8 bags of ~10 images at width 8):
+    # about 7 CPU-minutes (one seed measured 132 CPU-seconds; width 16 costs about twice that)
+    max_train: int = 0
+    max_test: int = 0
+    data_width: int = 0
+
+
+PRESETS = {
+    "smoke": Preset(
+        seeds=(0,),
+        config={
+            "train_bags": (200,),
+            "test_bags": 20,
+            "steps": 6,
+            "width": 4,
+            "hidden_dim": 8,
+            "max_train": 2000,
+            "max_test": 500,
+        },
+    ),
+    "quick": Preset(seeds=(0,)),
+    "full": Preset(seeds=(0, 1, 2), config={"train_bags": (50, 100, 200, 500), "data_width": 8}),
+}
+
+CLAIMS = (
+    Claim(
+        "with 200 training bags, attention MIL reaches a bag AUC of at least 0.9 and an instance "
+        "AUC of its attention weights of at least 0.9 (all test bags)",
+        lambda s: (
+            s["bag_auc_attention_200"].mean >= 0.9 and s["instance_auc_attention_200"].mean >= 0.9
+        ),
+        ("bag_auc_attention_200", "instance_auc_attention_200"),
+        min_seeds=3,
+    ),
+)
+
+
+def _model(cfg: Config, pooling: str, in_channels: int) -> nn.Module:
+    cnn = SmallCNN(in_channels, 1, width=cfg.width)
+    if pooling in ("attention", "gated"):
+        return AttentionMIL(
+            cnn.features, cnn.feature_dim, hidden_dim=cfg.hidden_dim, gated=pooling == "gated"
+        )
+    return PoolingMIL(cnn.features, cnn.feature_dim, pooling=pooling)
+
+
+def _step(model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
+    bags, mask, labels, _ = batch
+    logits, _ = model(bags, mask)
+    loss = F.binary_cross_entropy_with_logits(logits, labels.float())
+    return loss, {"accuracy": float(((logits > 0).long() == labels).float().mean())}
+
+
+def _outputs(model: nn.Module, batch: Any) -> torch.Tensor:
+    """``(B, 1 + N)``: the bag logit, then the pooling weights of each (padded) instance."""
+    logits, weights = model(batch[0], batch[1])
+    return torch.cat([logits[:, None], weights], dim=1)
+
+
+def _train_and_score(
+    cfg: Config, pooling: str, train: Bags, test: Bags, seed: int
+) -> tuple[dict[str, float], torch.Tensor]:
+    engine.seed_everything(seed)
+    model = _model(cfg, pooling, train.instances[0].shape[1])
+    loader = engine.make_loader(
+        train, batch_size=cfg.batch_size, shuffle=True, seed=seed, collate_fn=collate_bags
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    engine.fit(
+        model,
+        loader,
+        optimizer,
+        epochs=math.ceil(cfg.steps / len(loader)),
+        max_steps=cfg.steps,
+        step_fn=_step,
+        desc=f"{pooling} {len(train)} bags",
+    )
+    length = int(test.sizes.max())
+    test_loader = engine.make_loader(
+        test, batch_size=64, collate_fn=functools.partial(collate_bags, length=length)
+    )
+    outputs = engine.predict(model, test_loader, fn=_outputs)
+    logits, weights = outputs[:, 0], outputs[:, 1:]
+    _, mask, labels, hidden = collate_bags([test[i] for i in range(len(test))], length=length)
+    scores = {
+        "bag_acc": float(((logits > 0).long() == labels).float().mean()),
+        "bag_auc": float(roc_auc_score(labels.numpy(), logits.numpy())),
+        "instance_auc": float(roc_auc_score(hidden[mask].numpy(), weights[mask].numpy())),
+    }
+    return scores, weights
+
+
+def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
+    for pooling in cfg.poolings:
+        if pooling not in POOLINGS:
+            raise ValueError(f"poolings must be drawn from {POOLINGS}; got {pooling!r}")
+    cfg = recipes.for_data(cfg, ctx.data)
+    train_images, train_labels, test_images, test_labels = recipes.train_test_images(
+        ctx.data, max_train=cfg.max_train, max_test=cfg.max_test
+    )
+    bag_args: dict[str, Any] = dict(
+        positive_class=cfg.positive_class,
+        mean_bag_size=cfg.mean_bag_size,
+        std_bag_size=cfg.std_bag_size,
+        positive_fraction=cfg.positive_fraction,
+    )
+    # a different draw of test bags per seed, always from the held-out test images
+    test = make_bags(
+        test_images,
+        test_labels,
+        num_bags=cfg.test_bags,
+        random_state=10_000 + ctx.seed,
+        **bag_args,
+    )
+    largest = max(cfg.train_bags)
+    shown = 200 if 200 in cfg.train_bags else largest
+    metrics: dict[str, Any] = {}
+    # the smaller training sets are the first bags of the largest draw (nested sets)
+    full = make_bags(
+        train_images, train_labels, num_bags=largest, random_state=ctx.seed, **bag_args
+    )
+    for count in cfg.train_bags:
+        train = _subset(full, count)
+        for pooling in cfg.poolings:
+            scores, weights = _train_and_score(cfg, pooling, train, test, ctx.seed)
+            for name, value in scores.items():
+                metrics[f"{name}_{pooling}_{count}"] = value
+            ctx.log(
+                f"seed {ctx.seed}, {count} bags, {pooling}: "
+                + ", ".join(f"{k} {v:.3f}" for k, v in scores.items())
+            )
+            if ctx.first_seed and count == shown and pooling in ("attention", "gated"):
+                _attention_figure(cfg, ctx, test, weights, pooling, count)
+    return metrics
+
+
+def _subset(bags: Bags, count: int) -> Bags:
+    return Bags(
+        bags.instances[:count],
+        bags.labels[:count],
+        bags.instance_labels[:count],
+        bags.indices[:count],
+    )
+
+
+def _attention_figure(
+    cfg: Config, ctx: RunContext, test: Bags, weights: torch.Tensor, pooling: str, count: int
+) -> None:
+    """The seed's figure: test bags, one row each, with the weight of every instance."""
+    positive = torch.nonzero(test.labels == 1).flatten()[: (cfg.figure_bags + 1) // 2]
+    negative = torch.nonzero(test.labels == 0).flatten()[: cfg.figure_bags // 2]
+    rows = torch.cat([positive, negative]).tolist()
+    columns = int(test.sizes[rows].max())
+    height, width = test.instances[0].shape[-2:]
+    gap = max(2, height // 4)
+    cell_h, cell_w = height + 2 * gap, width + gap
+    # one mosaic image (a subplot per instance is slow to draw)
+    canvas = np.full((len(rows) * cell_h, columns * cell_w), np.nan)
+    fig, ax = plt.subplots(figsize=(0.75 * columns + 1.5, 0.95 * len(rows) + 0.6))
+    for r, bag_index in enumerate(rows):
+        bag, hidden = test.instances[bag_index], test.instance_labels[bag_index]
+        for c in range(len(bag)):
+            top, left = r * cell_h + gap, c * cell_w
+            canvas[top : top + height, left : left + width] = bag[c].mean(0).numpy()
+            color = "C3" if hidden[c] else "k"
+            ax.text(
+                left + width / 2 - 0.5,
+                top - 0.8,
+                f"{float(weights[bag_index, c]):.2f}",
+                ha="center",
+                va="bottom",
+                fontsize=7,
+                color=color,
+            )
+            if hidden[c]:
+                ax.add_patch(
+                    plt.Rectangle(
+                        (left - 0.5, top - 0.5),
+                        width,
+                        height,
+                        fill=False,
+                        edgecolor="C3",
+                        linewidth=1.5,
+                    )
+                )
+    ax.imshow(canvas, cmap="gray_r", interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([r * cell_h + gap + height / 2 for r in range(len(rows))])
+    ax.set_yticklabels([f"bag {i} (label {int(test.labels[i])})" for i in rows], fontsize=8)
+    ax.set_title(
+        f"{pooling} weight of each instance ({count} training bags); red: a positive instance",
+        fontsize=9,
+    )
+    ctx.savefig(
+        fig,
+        f"bags-{pooling}",
+        f"seed {ctx.seed}: test bags (first rows positive) with the {pooling} weight of each "
+        f"instance above it; instances of the positive class are framed in red",
+    )
+
+
+def summarize(
+    cfg: Config, summary: Summary, results: list[dict[str, Any]], ctx: RunContext
+) -> dict[str, float]:
+    counts = np.array(cfg.train_bags)
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+    for ax, metric, label in zip(
+        axes,
+        ("bag_auc", "bag_acc", "instance_auc"),
+        ("bag AUC", "bag accuracy", "instance AUC of the weights"),
+    ):
+        for pooling in cfg.poolings:
+            estimates = [summary[f"{metric}_{pooling}_{count}"] for count in cfg.train_bags]
+            (line,) = ax.plot(counts, [e.mean for e in estimates], "-o", ms=4, label=pooling)
+            if len(results) > 1:
+                # accuracies and AUCs live in [0, 1]; t intervals over few seeds can leave it
+                recipes.band(ax, counts, estimates, clip=(0, 1), alpha=0.2, color=line.get_color())
+        ax.set(xscale="log", xlabel="training bags", ylabel=label)
+        ax.set_xticks(counts, [str(c) for c in counts])
+        ax.minorticks_off()
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    ctx.savefig(
+        fig,
+        "auc-vs-bags",
+        f"test-bag metrics against the number of training bags, mean and 95% interval over "
+        f"{len(results)} seed(s); instance AUC is over every instance of every test bag",
+    )
+    return {}

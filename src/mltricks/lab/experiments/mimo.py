@@ -1,0 +1,308 @@
+"""MIMO classification (SEED.md): M subnetworks in one network, M = 1..4, vs a deep ensemble.
+
+For each seed: a MIMO network (a small CNN backbone whose input layer takes the M member images
+stacked on channels) is trained for every M on the digits (with ``--data`` the CIFAR-10 batches
+or an MNIST-format IDX folder such as Fashion-MNIST) with the MIMO batches (an independent
+shuffle per member and epoch), and evaluated on the test set:
+ensemble and per-member accuracy, NLL, ECE, member disagreement. A deep ensemble of independently
+trained M = 1 networks is scored next to it. Cost is measured on the ResNet-18 backbone (the
+seed's model): parameters and inference time of MIMO for every M and of a deep ensemble of M
+ResNet-18s, relative to M = 1, timed side by side in one process (medians over repeats).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, cast
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from torch import nn
+
+from mltricks.ensembles import MIMO, ensemble_metrics, member_accuracy, mimo_loader, mimo_loss
+from mltricks.lab import engine, recipes
+from mltricks.lab.experiment import Claim, Preset, RunContext, Summary
+from mltricks.models import SmallCNN, small_resnet18
+
+SYSTEM = "MIMO Classification"
+DESCRIPTION = "MIMO ensembles M = 1..4: accuracy, NLL, ECE, disagreement, cost vs a deep ensemble"
+DATA = recipes.IMAGE_DATA
+DATA_FORMATS = recipes.SOURCES  # what --data may hold (recipes.data_source names)
+
+
+@dataclass
+class Config:
+    members: tuple[int, ...] = (1, 2, 3, 4)
+    backbone: str = "cnn"  # the trained backbone: "cnn" (SmallCNN) or "resnet18"
+    width: int = 32
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 3e-3  # Adam, cosine decay to 0 over the run
+    rho: float = 0.5
+    batch_repetitions: int = 1
+    deep_ensemble_size: int = 3
+    num_bins: int = 15
+    # --data only (the digits' splits are smaller than the caps): images read (0: all; a seeded
+    # subset per seed), and epochs and width of the trained backbone (0: epochs, width). Full on
+    # Fashion-MNIST (5 seeds x 6 trainings x 4 epochs on 3,000 images at width 16; width 32
+    # trains ~2.8x slower): about 12 CPU-minutes (one seed measured 148 CPU-seconds)
+    max_train: int = 3000
+    max_test: int = 1000
+    data_epochs: int = 0
+    data_width: int = 0
+    cost_backbone: str = "resnet18"  # the backbone of the cost comparison (the claims' model)
+    timing_batch: int = 64
+    timing_repeats: int = 5
+
+
+PRESETS = {
+    "smoke": Preset(
+        seeds=(0,),
+        config={
+            "members": (1, 3),
+            "width": 8,
+            "epochs": 1,
+            "deep_ensemble_size": 2,
+            "cost_backbone": "cnn",  # ResNet-18s are too slow to build for a smoke run
+            "timing_batch": 8,
+            "timing_repeats": 2,
+            "max_train": 2000,
+            "max_test": 500,
+        },
+    ),
+    "quick": Preset(
+        seeds=(0, 1), config={"members": (1, 3), "epochs": 10, "deep_ensemble_size": 2}
+    ),
+    # 5 seeds x 6 trainings (M = 1..4 and two more M = 1 for the deep ensemble) fit the 5-minute
+    # budget of a full preset at 12 epochs
+    "full": Preset(
+        seeds=tuple(range(5)), config={"epochs": 12, "data_epochs": 4, "data_width": 16}
+    ),
+}
+
+CLAIMS = (
+    Claim(
+        "MIMO with M = 3 has at most 5% more parameters than M = 1 (ResNet-18 backbone)",
+        lambda s: s["params_ratio_m3"].mean <= 1.05,
+        ("params_ratio_m3",),
+    ),
+    Claim(
+        "MIMO with M = 3 takes at most 1.3x the inference time of M = 1 (ResNet-18 backbone)",
+        lambda s: s["time_ratio_m3"].mean <= 1.3,
+        ("time_ratio_m3",),
+    ),
+    Claim(
+        "a deep ensemble of 3 ResNet-18s takes at least 2.5x the inference time of M = 1",
+        lambda s: s["time_ratio_de3"].mean >= 2.5,
+        ("time_ratio_de3",),
+    ),
+    Claim(
+        "MIMO M = 3 has a lower ensemble test NLL than M = 1 (95% interval of the paired "
+        "difference below 0)",
+        lambda s: s["nll_diff_m3"].below(0),
+        ("nll_diff_m3", "nll_m1", "nll_m3"),
+        min_seeds=5,
+    ),
+)
+
+
+def _mimo_step(model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
+    inputs, targets = batch  # (M, B, C, H, W), (M, B): member m's labels in row m
+    logits = model(inputs)
+    accuracy = (logits.argmax(-1) == targets).float().mean()
+    return mimo_loss(logits, targets), {"accuracy": float(accuracy)}
+
+
+def _backbone(name: str, channels: int, width: int) -> tuple[nn.Module, int]:
+    """A feature extractor and its feature size: ``"cnn"`` (SmallCNN) or ``"resnet18"``."""
+    if name == "cnn":
+        cnn = SmallCNN(channels, 10, width=width)
+        return cnn.features, cnn.feature_dim
+    if name == "resnet18":
+        resnet = small_resnet18(channels, 10)
+        resnet.fc = nn.Identity()
+        return resnet, 512
+    raise ValueError(f"backbone must be 'cnn' or 'resnet18'; got {name!r}")
+
+
+def _classifier(name: str, channels: int, width: int) -> nn.Module:
+    """One whole M = 1 network of the deep ensemble in the cost comparison."""
+    if name == "cnn":
+        return SmallCNN(channels, 10, width=width)
+    return small_resnet18(channels, 10)
+
+
+def _train(cfg: Config, x: torch.Tensor, y: torch.Tensor, members: int, seed: int) -> MIMO:
+    backbone, feature_dim = _backbone(cfg.backbone, x.shape[1], cfg.width)
+    model = MIMO(
+        backbone,
+        num_members=members,
+        feature_dim=feature_dim,
+        num_classes=10,
+        in_channels=x.shape[1],
+    )
+    loader = mimo_loader(
+        x,
+        y,
+        num_members=members,
+        batch_size=cfg.batch_size,
+        rho=cfg.rho,
+        batch_repetitions=cfg.batch_repetitions,
+        random_state=seed,
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cfg.epochs * len(loader))
+    engine.fit(
+        model,
+        loader,
+        optimizer,
+        epochs=cfg.epochs,
+        step_fn=_mimo_step,
+        scheduler=scheduler,
+        desc=f"mimo M={members}",
+    )
+    return cast(MIMO, engine.unwrap(model))
+
+
+def _probs(model: MIMO, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Member probabilities ``(M, N, K)`` on the test set (the loader's batches are (B, ...))."""
+    loader = engine.make_loader(x, y, batch_size=500)
+    fn = lambda m, b: m.predict(b[0]).softmax(-1).transpose(0, 1)  # noqa: E731
+    return engine.predict(model, loader, fn=fn).transpose(0, 1)
+
+
+def _scores(probs: torch.Tensor, y: torch.Tensor, suffix: str, num_bins: int) -> dict[str, float]:
+    scores = ensemble_metrics(probs, y, num_bins=num_bins)
+    keys = ("accuracy", "nll", "ece", "brier", "disagreement", "member_accuracy")
+    short = {"accuracy": "acc", "member_accuracy": "member_acc"}
+    return {f"{short.get(k, k)}_{suffix}": scores[k] for k in keys}
+
+
+def _costs(cfg: Config, channels: int, size: int) -> dict[str, float]:
+    """Parameters and inference time of MIMO (M) and deep ensembles (M) on ``cfg.cost_backbone``
+    (ResNet-18 but in the smoke preset), relative to one such network; each repeat times every
+    variant once, in turn, and the median is kept."""
+    variants: dict[str, list[nn.Module]] = {}
+    for m in sorted(set(cfg.members) | {1}):
+        backbone, dim = _backbone(cfg.cost_backbone, channels, cfg.width)
+        mimo = MIMO(backbone, num_members=m, feature_dim=dim, num_classes=10, in_channels=channels)
+        variants[f"m{m}"] = [mimo.eval()]
+        variants[f"de{m}"] = [
+            _classifier(cfg.cost_backbone, channels, cfg.width).eval() for _ in range(m)
+        ]
+    x = torch.rand(cfg.timing_batch, channels, size, size)
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    with torch.no_grad():
+        for name, models in variants.items():  # warm-up
+            _forward(name, models, x)
+        for _ in range(cfg.timing_repeats):
+            for name, models in variants.items():
+                started = time.perf_counter()
+                _forward(name, models, x)
+                times[name].append(time.perf_counter() - started)
+    params = {
+        name: sum(p.numel() for m in ms for p in m.parameters()) for name, ms in variants.items()
+    }
+    median = {name: float(np.median(t)) for name, t in times.items()}
+    out = {"params_m1": float(params["m1"]), "seconds_m1": median["m1"]}
+    for name in variants:
+        out[f"params_ratio_{name}"] = params[name] / params["m1"]
+        out[f"time_ratio_{name}"] = median[name] / median["m1"]
+    return out
+
+
+def _forward(name: str, models: list[nn.Module], x: torch.Tensor) -> None:
+    if isinstance(models[0], MIMO):
+        models[0].predict(x)
+    else:
+        for model in models:
+            model(x)
+
+
+def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
+    for field in ("backbone", "cost_backbone"):
+        if getattr(cfg, field) not in ("cnn", "resnet18"):
+            raise ValueError(f"{field} must be 'cnn' or 'resnet18'; got {getattr(cfg, field)!r}")
+    cfg = recipes.for_data(cfg, ctx.data)
+    x_train, y_train, x_test, y_test = recipes.train_test_images(
+        ctx.data, max_train=cfg.max_train, max_test=cfg.max_test, random_state=ctx.seed
+    )
+    metrics: dict[str, Any] = {}
+    single: list[torch.Tensor] = []  # probabilities of M = 1 networks, for the deep ensemble
+    for members in sorted(set(cfg.members) | {1}):
+        model = _train(cfg, x_train, y_train, members, ctx.seed)
+        probs = _probs(model, x_test, y_test)
+        if members == 1:
+            single.append(probs[0])
+        if members in cfg.members:
+            metrics.update(_scores(probs, y_test, f"m{members}", cfg.num_bins))
+            metrics[f"member_accs_m{members}"] = member_accuracy(probs, y_test).tolist()
+    for member in range(1, cfg.deep_ensemble_size):  # more independently trained M = 1 networks
+        seed = ctx.seed * 1000 + member  # new initial weights and batch order
+        engine.seed_everything(seed)
+        single.append(_probs(_train(cfg, x_train, y_train, 1, seed), x_test, y_test)[0])
+    metrics.update(
+        _scores(torch.stack(single), y_test, f"de{cfg.deep_ensemble_size}", cfg.num_bins)
+    )
+    for members in (m for m in cfg.members if m != 1):
+        metrics[f"nll_diff_m{members}"] = metrics[f"nll_m{members}"] - metrics["nll_m1"]
+        metrics[f"acc_diff_m{members}"] = metrics[f"acc_m{members}"] - metrics["acc_m1"]
+    metrics.update(_costs(cfg, x_train.shape[1], x_train.shape[-1]))
+    return metrics
+
+
+def summarize(
+    cfg: Config, summary: Summary, results: list[dict[str, Any]], ctx: RunContext
+) -> dict[str, float]:
+    members = np.array(sorted(cfg.members))
+    fig, axes = plt.subplots(1, 4, figsize=(16, 4), layout="constrained")
+    panels = (
+        ("acc", "test accuracy"),
+        ("nll", "test NLL"),
+        ("ece", "test ECE"),
+        ("disagreement", "member disagreement"),
+    )
+    de = cfg.deep_ensemble_size
+    for ax, (key, label) in zip(axes, panels):
+        estimates = [summary[f"{key}_m{m}"] for m in members]
+        recipes.errorbar(ax, members, estimates, fmt="o-", capsize=3, label="MIMO ensemble")
+        if key == "acc":
+            member = [summary[f"member_acc_m{m}"] for m in members]
+            recipes.errorbar(ax, members, member, fmt="s--", capsize=3, label="MIMO members (mean)")
+        deep = summary[f"{key}_de{de}"]
+        recipes.errorbar(
+            ax, [de], [deep], fmt="D", color="C3", capsize=3, label=f"deep ensemble of {de}"
+        )
+        ax.set(xlabel="members M", ylabel=label, title=label, xticks=members)
+    axes[0].legend(fontsize=8)
+    ctx.savefig(
+        fig,
+        "quality-vs-members",
+        "MIMO ensemble quality by M (mean and 95% interval "
+        "over seeds), with a deep ensemble of independently trained networks",
+    )
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+    for ax, key, label in (
+        (axes[0], "params_ratio", "parameters"),
+        (axes[1], "time_ratio", "inference time"),
+    ):
+        for prefix, name in (("m", "MIMO"), ("de", "deep ensemble")):
+            estimates = [summary[f"{key}_{prefix}{m}"] for m in members]
+            recipes.errorbar(ax, members, estimates, fmt="o-", capsize=3, label=name)
+        ax.set(
+            xlabel="members M",
+            ylabel=f"{label} / one ResNet-18",
+            title=f"{label} (ResNet-18)",
+            xticks=members,
+        )
+        ax.legend(fontsize=8)
+    ctx.savefig(
+        fig,
+        "cost-vs-members",
+        "cost of M members relative to one ResNet-18: MIMO (one "
+        "network, wider input layer and head) vs a deep ensemble of M networks",
+    )
+    return {}

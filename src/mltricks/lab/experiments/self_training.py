@@ -1,0 +1,279 @@
+"""Self-training (SEED.md): does pseudo-labeling with a validation stop beat the labeled data alone?
+
+Digits (8x8 pixels, optionally PCA), or MNIST / Fashion-MNIST / CIFAR-10 with ``--data``: per seed,
+the training split is cut into a pool and a held-out part (the same cut as the cluster-then-label
+experiment, so the numbers line up); 1%, 2%, 5% and 10% of the pool keep their labels. Compared on
+the test split: our ``SelfTrainingClassifier`` (validation split of the labeled samples, patience),
+the same logistic regression on the labeled samples only, scikit-learn's ``SelfTrainingClassifier``
+with the same base estimator and budget (``criterion="k_best"``, same ``k_best`` and ``max_iter``),
+and ``LabelSpreading`` (knn kernel). The hidden pool labels only score the pseudo-labels.
+
+The base estimator weighs classes by their inverse frequency (``class_weight="balanced"``): the
+labeled samples are balanced, but the most confident pseudo-labels are not, and without it the
+pseudo-labels of both self-training methods collapse onto one or two classes. The full preset also
+runs both on the unweighted logistic regression, where the validation stop matters.
+
+With ``--data`` the features are a fixed map of the pixels: a PCA with ``data_pca_components``
+components fitted on the pool's images (their labels unused), and the training split is a random
+subset of ``max_train`` images (per seed), so that the labeled fractions are fractions of a pool of
+``(1 - holdout_fraction) * max_train`` images (1% of 4,000: 40 labels).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.semi_supervised import LabelSpreading
+from sklearn.semi_supervised import SelfTrainingClassifier as SklearnSelfTraining
+
+from mltricks.data import split_labeled
+from mltricks.lab import recipes
+from mltricks.lab.experiment import Claim, Preset, RunContext, Summary
+from mltricks.lab.recipes import percent_tag
+from mltricks.semi_supervised import SelfTrainingClassifier
+
+SYSTEM = "Self Training"
+DESCRIPTION = "SelfTrainingClassifier vs its base estimator, scikit-learn's and LabelSpreading"
+DATA = "an MNIST-format IDX folder (MNIST, Fashion-MNIST) or the CIFAR-10 python batches"
+DATA_FORMATS = recipes.SOURCES  # what --data may hold (recipes.data_source names)
+
+
+@dataclass
+class Config:
+    fractions: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1)
+    k_best: int = 50
+    max_iter: int | None = None  # None: until validation stops it or every sample has a label
+    patience: int = 10
+    validation_fraction: float = 0.2  # of the labeled samples, inside SelfTrainingClassifier
+    logreg_c: float = 10.0
+    class_weight: str | None = "balanced"
+    pca_components: int = 0  # 0: raw pixels
+    holdout_fraction: float = 0.2  # of the training split, left out of the pool
+    spreading_neighbors: int = 7
+    # also run both self-training methods on the unweighted logistic regression, where the
+    # pseudo-labels collapse and the validation stop matters
+    compare_unweighted: bool = False
+    # --data: training / test images read (a random subset drawn by the seed; 0: all) and the
+    # PCA components of the features (0: the raw pixels)
+    max_train: int = 5000
+    max_test: int = 0
+    data_pca_components: int = 50
+
+
+PRESETS = {
+    "smoke": Preset(seeds=(0,), config={"max_iter": 3, "max_train": 2000, "max_test": 500}),
+    "quick": Preset(seeds=(0, 1, 2)),
+    # with --data the same preset: on Fashion-MNIST (5,000 training images, all 10,000 test
+    # images, PCA 50) seed 0 took 109 CPU-s on one core, so the 10 seeds cost about 18 CPU-minutes
+    "full": Preset(seeds=tuple(range(10)), config={"compare_unweighted": True}),
+}
+
+
+CLAIMS = (
+    Claim(
+        "SelfTrainingClassifier beats its base estimator trained on the labeled samples only "
+        "at 2% and at 5% labeled",
+        lambda s: all(
+            s[f"acc_self_training_{t}"].mean > s[f"acc_logreg_{t}"].mean for t in ("2pct", "5pct")
+        ),
+        (
+            "acc_self_training_2pct",
+            "acc_logreg_2pct",
+            "gain_vs_base_2pct",
+            "acc_self_training_5pct",
+            "acc_logreg_5pct",
+            "gain_vs_base_5pct",
+        ),
+        min_seeds=5,
+    ),
+    Claim(
+        "our SelfTrainingClassifier is at least as accurate as scikit-learn's with the same base "
+        "estimator and budget (k_best, max_iter), at every labeled fraction",
+        lambda s: all(
+            s[f"acc_self_training_{t}"].mean >= s[f"acc_sklearn_self_training_{t}"].mean
+            for t in ("1pct", "2pct", "5pct", "10pct")
+        ),
+        tuple(
+            f"{name}_{t}"
+            for t in ("1pct", "2pct", "5pct", "10pct")
+            for name in ("acc_self_training", "acc_sklearn_self_training", "diff_vs_sklearn")
+        ),
+        min_seeds=5,
+    ),
+)
+
+
+def _round_accuracy(
+    labeled_iter: np.ndarray, transduction: np.ndarray, num_rounds: int, y_true: np.ndarray
+) -> list[float]:
+    """Accuracy of the pseudo-labels added in each self-training round (``labeled_iter == r``)."""
+    accuracy = []
+    for round_ in range(1, num_rounds + 1):
+        added = labeled_iter == round_
+        accuracy.append(float(np.mean(transduction[added] == y_true[added])))
+    return accuracy
+
+
+def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
+    # the pool follows the seed; the held-out part of the training split is left out
+    X_pool, y_pool, _, _, X_test, y_test = recipes.image_features(
+        ctx.data,
+        holdout=cfg.holdout_fraction,
+        pca_components=cfg.pca_components if ctx.data is None else cfg.data_pca_components,
+        random_state=ctx.seed,
+        max_train=cfg.max_train,
+        max_test=cfg.max_test,
+    )
+
+    def base(class_weight: str | None = cfg.class_weight) -> LogisticRegression:
+        return LogisticRegression(C=cfg.logreg_c, class_weight=class_weight, max_iter=1000)
+
+    def self_train(estimator: LogisticRegression, y_semi: np.ndarray):
+        ours = SelfTrainingClassifier(
+            estimator,
+            k_best=cfg.k_best,
+            max_iter=cfg.max_iter,
+            validation_fraction=cfg.validation_fraction,
+            patience=cfg.patience,
+            random_state=ctx.seed,
+        ).fit(X_pool, y_semi)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # k_best larger than what is left
+            theirs = SklearnSelfTraining(
+                estimator, criterion="k_best", k_best=cfg.k_best, max_iter=cfg.max_iter
+            ).fit(X_pool, y_semi)
+        return ours, theirs
+
+    metrics: dict[str, Any] = {}
+    for fraction in cfg.fractions:
+        tag = percent_tag(fraction)
+        labeled = split_labeled(y_pool, fraction, random_state=ctx.seed)
+        y_semi = np.where(labeled, y_pool, -1)
+        ours, theirs = self_train(base(), y_semi)
+        if cfg.compare_unweighted:
+            plain_ours, plain_theirs = self_train(base(None), y_semi)
+            plain_base = base(None).fit(X_pool[labeled], y_pool[labeled])
+            metrics |= {
+                f"unweighted_acc_self_training_{tag}": plain_ours.score(X_test, y_test),
+                f"unweighted_acc_sklearn_self_training_{tag}": plain_theirs.score(X_test, y_test),
+                f"unweighted_acc_logreg_{tag}": plain_base.score(X_test, y_test),
+                f"unweighted_rounds_kept_{tag}": plain_ours.best_iter_,
+            }
+        only_labeled = base().fit(X_pool[labeled], y_pool[labeled])
+        spreading = LabelSpreading(kernel="knn", n_neighbors=cfg.spreading_neighbors)
+        acc_ours = ours.score(X_test, y_test)
+        acc_theirs = theirs.score(X_test, y_test)
+        acc_base = only_labeled.score(X_test, y_test)
+        pseudo = ours.labeled_iter_ > 0
+        metrics |= {
+            f"n_labeled_{tag}": int(labeled.sum()),
+            f"acc_self_training_{tag}": acc_ours,
+            f"acc_sklearn_self_training_{tag}": acc_theirs,
+            f"acc_logreg_{tag}": acc_base,
+            f"acc_label_spreading_{tag}": recipes.label_spreading_accuracy(
+                spreading, X_pool, y_semi, X_test, y_test
+            ),
+            f"gain_vs_base_{tag}": acc_ours - acc_base,
+            f"diff_vs_sklearn_{tag}": acc_ours - acc_theirs,
+            f"rounds_run_{tag}": ours.n_iter_,
+            f"rounds_kept_{tag}": ours.best_iter_,
+            f"stopped_by_validation_{tag}": float(ours.termination_condition_ == "patience"),
+            f"pseudo_labels_kept_{tag}": int(pseudo.sum()),
+            f"pseudo_label_accuracy_{tag}": (
+                float(np.mean(ours.transduction_[pseudo] == y_pool[pseudo]))
+                if pseudo.any()
+                else math.nan
+            ),
+            f"history_{tag}": ours.history_,
+            f"sklearn_round_accuracy_{tag}": _round_accuracy(
+                theirs.labeled_iter_, theirs.transduction_, theirs.n_iter_, y_pool
+            ),
+            # ours: its first pass, the one that chooses how many rounds to keep
+            f"round_accuracy_{tag}": _round_accuracy(
+                ours.first_pass_labeled_iter_, ours.first_pass_transduction_, ours.n_iter_, y_pool
+            ),
+        }
+    return metrics
+
+
+def summarize(
+    cfg: Config, summary: Summary, results: list[dict[str, Any]], ctx: RunContext
+) -> dict[str, Any]:
+    _plot_accuracy_vs_fraction(cfg, summary, ctx)
+    _plot_rounds(cfg, results, ctx)
+    return {}
+
+
+def _plot_accuracy_vs_fraction(cfg: Config, summary: Summary, ctx) -> None:
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    percent = np.array(cfg.fractions) * 100
+    methods = (
+        ("SelfTrainingClassifier (ours)", "acc_self_training"),
+        ("scikit-learn SelfTrainingClassifier", "acc_sklearn_self_training"),
+        ("LogisticRegression, labeled only", "acc_logreg"),
+        ("LabelSpreading (knn)", "acc_label_spreading"),
+        ("ours, unweighted base", "unweighted_acc_self_training"),
+        ("scikit-learn, unweighted base", "unweighted_acc_sklearn_self_training"),
+    )
+    for offset, (label, key) in enumerate(methods):
+        names = [f"{key}_{percent_tag(f)}" for f in cfg.fractions]
+        if not all(name in summary for name in names):  # unweighted: full preset only
+            continue
+        x = percent * (1 + 0.03 * (offset - 1.5))  # spread the error bars apart
+        style = "--" if key.startswith("unweighted") else "-"
+        recipes.errorbar(
+            ax, x, [summary[n] for n in names], marker="o", ls=style, capsize=3, label=label
+        )
+    ax.set(xscale="log", xlabel="labeled share of the pool (%)", ylabel="test accuracy")
+    ax.set_xticks(percent, [f"{p:g}" for p in percent])
+    ax.legend(fontsize=8)
+    ctx.savefig(
+        fig,
+        "accuracy-vs-labeled",
+        "test accuracy against the labeled share, mean and 95% interval over seeds (dashed: "
+        "the same self-training with an unweighted logistic regression, full preset)",
+    )
+
+
+def _per_round(rows: list[list[float]]) -> np.ndarray:
+    """Mean over seeds of per-round values of unequal length (NaN where a seed had stopped)."""
+    length = max((len(r) for r in rows), default=0)
+    table = np.full((len(rows), length), np.nan)
+    for i, row in enumerate(rows):
+        table[i, : len(row)] = row
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a round no seed reached
+        return np.nanmean(table, axis=0) if length else np.zeros(0)
+
+
+def _plot_rounds(cfg: Config, results: list[dict[str, Any]], ctx) -> None:
+    fig, axes = plt.subplots(
+        1, len(cfg.fractions), figsize=(4 * len(cfg.fractions), 3.8), squeeze=False
+    )
+    for ax, fraction in zip(axes[0], cfg.fractions):
+        tag = percent_tag(fraction)
+        histories = [r[f"history_{tag}"][1:] for r in results]
+        added = _per_round([[row["num_added"] for row in h] for h in histories])
+        ours = _per_round([r[f"round_accuracy_{tag}"] for r in results])
+        val = _per_round([[row["val_accuracy"] for row in r[f"history_{tag}"]] for r in results])
+        theirs = _per_round([r[f"sklearn_round_accuracy_{tag}"] for r in results])
+        rounds = np.arange(1, len(added) + 1)
+        ax.bar(rounds, added / max(cfg.k_best, 1), color="#dde", label="added / k_best")
+        ax.plot(rounds, ours, "o-", ms=3, label="pseudo-label accuracy (ours)")
+        ax.plot(np.arange(1, len(theirs) + 1), theirs, "x--", ms=3, label="same, scikit-learn")
+        ax.plot(np.arange(len(val)), val, "s:", ms=3, label="validation accuracy (ours)")
+        ax.set(title=f"{tag} labeled", xlabel="round", ylim=(0, 1.05))
+    axes[0][0].legend(fontsize=7)
+    ctx.savefig(
+        fig,
+        "pseudo-labels-per-round",
+        "per round, mean over seeds: share of k_best added, accuracy of the added pseudo-labels "
+        "against the hidden labels, and validation accuracy on the held-out labeled samples "
+        "(rounds of the first pass, which chooses how many rounds to keep)",
+    )

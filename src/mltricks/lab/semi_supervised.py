@@ -1,0 +1,264 @@
+"""Semi-supervised training in the lab: ``engine.fit`` around the core's step, diagnostics, figures.
+
+The lab-only pieces shared by the ``unsupervised-support`` and ``consistency-regularization``
+experiments; the technique itself is in the core (``mltricks.semi_supervised.SemiSupervisedStep``
+on batches of ``mltricks.data.semi_supervised_loader``, augmented by ``mltricks.data.augmentation``).
+There is no training loop here.
+
+- ``UnlabeledDiagnostics``: an ``engine.fit`` callback adding, per epoch, the mean prediction
+  entropy on the unlabeled set and the share of it predicted as each class (a collapse to one
+  class shows as ``unlabeled_top_share`` near 1).
+- ``fit_semi_supervised``: ``engine.fit`` with Adam, cosine learning-rate annealing, the step and
+  the diagnostics callback.
+- ``choose_on_validation``: the model selection rule (validation accuracy, then NLL).
+- ``image_split``: labeled / validation / unlabeled / test images (the digits, or an MNIST-format
+  IDX folder given with ``--data``) for one seed; ``ImageSplit.loader`` its training batches.
+- ``curves`` and ``diagnostics_figure``: the per-epoch diagnostics as lists and as a figure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import torch
+from matplotlib.ticker import MaxNLocator
+from torch import nn
+from torch.utils.data import DataLoader
+
+from mltricks._utils.checks import check_number
+from mltricks.data import semi_supervised_loader, split_labeled
+from mltricks.lab import engine, recipes
+from mltricks.semi_supervised import SemiSupervisedStep
+
+__all__ = [
+    "ImageSplit",
+    "UnlabeledDiagnostics",
+    "choose_on_validation",
+    "curves",
+    "diagnostics_figure",
+    "fit_semi_supervised",
+    "image_split",
+]
+
+
+class UnlabeledDiagnostics:
+    """``engine.fit`` callback: per-epoch prediction entropy and class shares on unlabeled data.
+
+    Adds to each epoch's row ``unlabeled_entropy`` (mean entropy of the softmax, nats),
+    ``unlabeled_top_share`` (share of the most-predicted class: 1 when training collapsed to one
+    class, about ``1 / num_classes`` for balanced data) and ``unlabeled_share_<k>`` for every
+    class; ``shares`` keeps the per-epoch lists for figures. Predictions are made in eval mode.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        unlabeled_x: torch.Tensor,
+        *,
+        num_classes: int,
+        batch_size: int = 512,
+    ) -> None:
+        check_number("num_classes", num_classes, low=2, integer=True)
+        if len(unlabeled_x) == 0:
+            raise ValueError("unlabeled_x must hold at least one sample; got an empty set")
+        self.model = model
+        self.num_classes = num_classes
+        self.loader = engine.make_loader(unlabeled_x, batch_size=batch_size)
+        self.shares: list[list[float]] = []
+        self.entropies: list[float] = []
+
+    def __call__(self, epoch: int, row: dict[str, float]) -> bool:
+        probabilities = engine.predict(self.model, self.loader).detach().float().softmax(dim=1)
+        entropy = -(probabilities * probabilities.clamp_min(1e-12).log()).sum(dim=1).mean()
+        counts = torch.bincount(probabilities.argmax(dim=1), minlength=self.num_classes)
+        shares = (counts.float() / len(probabilities)).tolist()
+        self.shares.append(shares)
+        self.entropies.append(float(entropy))
+        row["unlabeled_entropy"] = float(entropy)
+        row["unlabeled_top_share"] = max(shares)
+        row.update({f"unlabeled_share_{k}": share for k, share in enumerate(shares)})
+        return False
+
+
+def fit_semi_supervised(
+    model: nn.Module,
+    loader: DataLoader,
+    step: SemiSupervisedStep,
+    unlabeled_x: torch.Tensor,
+    *,
+    epochs: int,
+    lr: float,
+    weight_decay: float = 0.0,
+    cosine: bool = True,
+    val_loader: DataLoader | None = None,
+    desc: str = "semi-supervised",
+) -> tuple[engine.History, UnlabeledDiagnostics]:
+    """``engine.fit`` with Adam, ``step`` and the unlabeled diagnostics; returns both records.
+
+    ``cosine`` anneals the learning rate to 0 over the run (stepped per batch), so the final
+    model, the one evaluated, does not depend on where the last noisy steps happened to land.
+    """
+    check_number("lr", lr, low=0.0, low_inclusive=False)
+    check_number("epochs", epochs, low=1, integer=True)
+    diagnostics = UnlabeledDiagnostics(model, unlabeled_x, num_classes=step.num_classes)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    scheduler = None
+    if cosine:
+        total = max(1, epochs * len(loader))
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+    history = engine.fit(
+        model,
+        loader,
+        optimizer,
+        epochs=epochs,
+        step_fn=step,
+        val_loader=val_loader,
+        scheduler=scheduler,
+        callbacks=[diagnostics],
+        desc=desc,
+    )
+    return history, diagnostics
+
+
+def choose_on_validation(scores: Sequence[Mapping[str, float]]) -> int:
+    """Index of the best candidate by validation accuracy, ties broken by lower validation NLL.
+
+    ``scores[i]`` holds ``val_accuracy`` and ``val_nll`` (other entries, such as test metrics,
+    are never read: the test split must not choose anything).
+    """
+    if not scores:
+        raise ValueError("scores must hold at least one candidate; got none")
+    return max(range(len(scores)), key=lambda i: (scores[i]["val_accuracy"], -scores[i]["val_nll"]))
+
+
+@dataclass
+class ImageSplit:
+    """Images for one semi-supervised run: labeled training samples, a validation split carved
+    from the labeled samples, the unlabeled rest of the training split (``unlabeled_y`` only for
+    diagnostics, never for training) and the test split."""
+
+    labeled_x: torch.Tensor
+    labeled_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    unlabeled_x: torch.Tensor
+    unlabeled_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+
+    def loader(self, *, batch_size: int, unlabeled_ratio: int, random_state: int) -> DataLoader:
+        """The training batches: ``semi_supervised_loader`` of the labeled and unlabeled images."""
+        return semi_supervised_loader(
+            self.labeled_x,
+            self.labeled_y,
+            self.unlabeled_x,
+            batch_size=batch_size,
+            unlabeled_ratio=unlabeled_ratio,
+            num_classes=10,
+            random_state=random_state,
+        )
+
+
+def image_split(
+    data: Path | None,
+    labeled: int | float,
+    *,
+    seed: int,
+    val_fraction: float = 0.0,
+    num_unlabeled: int | None = None,
+    max_train: int = 0,
+    max_test: int = 0,
+) -> ImageSplit:
+    """Split a training split into labeled / validation / unlabeled samples; keep its test split.
+
+    The images are the digits' fixed split when ``data`` is None, else the MNIST-format IDX
+    folder ``data`` (``recipes.train_test_images``), of which at most ``max_train`` training and
+    ``max_test`` test images are read (a subset drawn by ``seed``; 0 reads all).
+
+    Args:
+        data: None (the digits) or the folder ``--data`` names.
+        labeled: labeled samples per class (int) or labeled share of each class (float), chosen
+            by ``split_labeled`` with ``random_state=seed``.
+        seed: seed of every choice.
+        val_fraction: share of each class's labeled samples held out for validation (0: none;
+            at least one per class otherwise). Validation samples are not in the unlabeled set.
+        num_unlabeled: keep only this many unlabeled samples (None: all of the rest).
+        max_train, max_test: caps on the images read from ``data`` (ignored for the digits).
+
+    Returns:
+        The ``ImageSplit``: images ``(N, C, H, W)`` in [0, 1] and int64 labels ``(N,)``.
+
+    Example:
+        >>> split = image_split(None, 10, seed=0, num_unlabeled=100)
+        >>> len(split.labeled_y), len(split.unlabeled_y), len(split.test_y)
+        (100, 100, 360)
+    """
+    check_number("val_fraction", val_fraction, low=0.0, high=1.0, high_inclusive=False)
+    images, labels, test_x, test_y = recipes.train_test_images(
+        data, max_train=max_train, max_test=max_test, random_state=seed
+    )
+    labeled_mask = torch.from_numpy(split_labeled(labels, labeled, random_state=seed))
+    labeled_idx = labeled_mask.nonzero().squeeze(1)
+    unlabeled_idx = (~labeled_mask).nonzero().squeeze(1)
+    if num_unlabeled is not None:
+        check_number("num_unlabeled", num_unlabeled, low=1, integer=True)
+        order = torch.randperm(len(unlabeled_idx), generator=torch.Generator().manual_seed(seed))
+        unlabeled_idx = unlabeled_idx[order[:num_unlabeled]]
+    val_idx = labeled_idx[:0]
+    if val_fraction > 0:
+        val_mask = torch.from_numpy(
+            split_labeled(labels[labeled_idx], float(val_fraction), random_state=seed + 1)
+        )
+        if bool(val_mask.all()):
+            raise ValueError(
+                f"val_fraction={val_fraction} leaves no labeled training sample with "
+                f"labeled={labeled}; label more samples or hold out fewer"
+            )
+        val_idx, labeled_idx = labeled_idx[val_mask], labeled_idx[~val_mask]
+    return ImageSplit(
+        images[labeled_idx],
+        labels[labeled_idx],
+        images[val_idx],
+        labels[val_idx],
+        images[unlabeled_idx],
+        labels[unlabeled_idx],
+        test_x,
+        test_y,
+    )
+
+
+def curves(history: engine.History) -> dict[str, list[float]]:
+    """The per-epoch diagnostics of a ``fit_semi_supervised`` history, as plain lists."""
+    names = ("train_sup_loss", "train_unsup_loss", "unlabeled_entropy", "unlabeled_top_share")
+    return {name: history.column(name) for name in names}
+
+
+def diagnostics_figure(runs: Mapping[str, Mapping[str, list[float]]], title: str = "") -> Any:
+    """Four panels over epochs, one line per run: supervised loss, unsupervised loss (weighted,
+    before the ramp), prediction entropy on unlabeled data and the most-predicted class's share."""
+    panels = (
+        ("train_sup_loss", "supervised CE (labeled)"),
+        ("train_unsup_loss", "unsupervised loss (weighted)"),
+        ("unlabeled_entropy", "mean prediction entropy, unlabeled (nats)"),
+        ("unlabeled_top_share", "share of the most-predicted class, unlabeled"),
+    )
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True)
+    for ax, (key, label) in zip(axes.flat, panels):
+        # one colour per run in every panel, also where a run has no such curve
+        for index, (name, values) in enumerate(runs.items()):
+            series = values.get(key) or []
+            if series:
+                epochs = range(1, len(series) + 1)
+                ax.plot(epochs, series, "-o", ms=2, color=f"C{index % 10}", label=name)
+        ax.set(title=label, xlabel="epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.flat[3].axhline(1.0, color="k", lw=0.5, ls=":")
+    axes.flat[0].legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,55 @@
+"""Fill the ``[MASK]`` tokens of a text with a masked LM's most probable tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from mltricks._utils.checks import check_number
+from mltricks._utils.state import model_device
+
+
+def fill_mask(
+    model: nn.Module, tokenizer: Any, text: str, *, top_k: int = 5
+) -> list[list[tuple[str, float]]]:
+    """The ``top_k`` tokens (with probabilities) for every mask token of ``text``.
+
+    Write the mask as the tokenizer's ``mask_token`` (``"[MASK]"`` for BERT). The model runs in
+    eval mode without gradients and is put back in the mode it was in.
+
+    Returns:
+        One list per mask, in text order, of ``(token, probability)`` sorted by probability.
+
+    Example (the shape of the output; the values depend on the model):
+        >>> fill_mask(model, tokenizer, "Return the [MASK] of the list.", top_k=3)
+        [[('length', 0.41), ('number', 0.22), ('sum', 0.05)]]
+    """
+    check_number("top_k", top_k, low=1, integer=True)
+    mask = tokenizer.mask_token
+    if mask is None or mask not in text:
+        raise ValueError(f"text must contain the mask token {mask!r}; got {text!r}")
+    encoded = tokenizer(text, return_tensors="pt", truncation=True)
+    input_ids = encoded["input_ids"].to(model_device(model))
+    attention_mask = encoded["attention_mask"].to(input_ids.device)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[0]
+    finally:
+        model.train(was_training)
+    positions = (input_ids[0] == tokenizer.mask_token_id).nonzero().flatten()
+    if len(positions) == 0:
+        raise ValueError(
+            f"the mask token of {text!r} lies past the tokenizer's model_max_length "
+            f"({tokenizer.model_max_length} tokens); shorten the text"
+        )
+    results = []
+    for position in positions.tolist():
+        probabilities = logits[position].float().softmax(-1)
+        values, indices = probabilities.topk(min(top_k, probabilities.numel()))
+        tokens = tokenizer.convert_ids_to_tokens(indices.tolist())
+        results.append([(t, float(v)) for t, v in zip(tokens, values.tolist())])
+    return results

@@ -1,1 +1,0 @@
-"""One module per experiment; see ``smallml.lab.experiment`` for what a module defines."""
