@@ -9,12 +9,21 @@ that stop switched off so that both take exactly the same steps. Times are media
 interleaved repeats in one process. Over 10 seeds, each suggestion (torch-lr-finder's
 snapped to the nearest grid point in log space) is compared with the truly best candidate from
 the ``lr-range-test`` experiment (best validation loss after training with each candidate).
+
+A second table widens the grid past the stable range (``WIDE_EXTRA``, up to 3.0), where a
+candidate's loss explodes and partly recovers: there the steepest slope belongs to a diverging
+rate unless the divergence rule (``divergence_threshold``) removes it. It compares the slope
+pick with the rule, without it (``divergence_threshold=None``, the behaviour before issue 23),
+the naive first/last pick and torch-lr-finder's suggestion against the truth on the wide grid.
+The wide grid extends the experiment's grid, and each candidate's truth does not depend on the
+others, so one truth per seed serves both tables.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import statistics
 import time
@@ -31,40 +40,60 @@ import torch
 import torch.nn.functional as F
 from torch_lr_finder import LRFinder
 
-from mltricks.lab import engine, recipes, registry, runs
+from mltricks.lab import engine, lr_problem, registry, run_folder
 from mltricks.tuning import OPTIMIZERS, lr_range_test
 
-# the experiment's Config and presets (its public contract); the problem comes from recipes
+# the experiment's Config and presets (its public contract); the problem comes from lr_problem
 experiment = registry.load("lr-range-test")
 
 SEEDS = range(10)
 REPEATS = 5
 TLF = "torch-lr-finder (steepest gradient)"
+WIDE_EXTRA = (1.0, 3.0)  # appended to the experiment's grid, which ends at 0.3
 
 
 def ours(
-    cfg: Any, problem: recipes.LRRangeProblem, seed: int, steps_taken: list | None = None
+    cfg: Any, problem: lr_problem.LRRangeProblem, seed: int, steps_taken: list | None = None
 ) -> int | None:
+    return ours_result(cfg, problem, seed, steps_taken=steps_taken).best_index
+
+
+def ours_result(
+    cfg: Any,
+    problem: lr_problem.LRRangeProblem,
+    seed: int,
+    *,
+    steps_taken: list | None = None,
+    **options: Any,
+) -> Any:
+    """mltricks's range test on the problem; ``options`` go to ``lr_range_test``."""
+    calls = [0]
+
+    def loss_fn(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        calls[0] += 1  # a diverged candidate stops early: count the batches it did take
+        return F.cross_entropy(outputs, targets)
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = lr_range_test(
             problem.model,
-            F.cross_entropy,
-            recipes.batch_stream(problem),
+            loss_fn,
+            lr_problem.batch_stream(problem),
             lrs=cfg.lrs,
             num_batches=cfg.num_batches,
             optimizer=cfg.optimizer,
             num_bootstrap=cfg.num_bootstrap,
             random_state=seed,
+            **options,
         )
-    if steps_taken is not None:  # a diverged candidate stops at its first non-finite loss
-        steps_taken.append(int(np.isfinite(result.losses).sum() + result.diverged.sum()))
-    return result.best_index
+    if steps_taken is not None:
+        steps_taken.append(calls[0])
+    return result
 
 
 def theirs(
     cfg: Any,
-    problem: recipes.LRRangeProblem,
+    problem: lr_problem.LRRangeProblem,
     diverge_th: float = 5.0,
     steps_taken: list | None = None,
 ) -> int | None:
@@ -94,25 +123,25 @@ def theirs(
     return int(np.argmin(np.abs(np.log(np.asarray(cfg.lrs)) - np.log(suggestion))))
 
 
-def _problem(cfg: Any, seed: int, device: torch.device) -> recipes.LRRangeProblem:
-    return recipes.lr_range_problem(
+def _problem(cfg: Any, seed: int, device: torch.device) -> lr_problem.LRRangeProblem:
+    return lr_problem.lr_range_problem(
         width=cfg.width,
         batch_size=cfg.batch_size,
         val_fraction=cfg.val_fraction,
-        seed=seed,
+        random_state=seed,
         device=device,
     )
 
 
-def _truth(cfg: Any, problem: recipes.LRRangeProblem, seed: int) -> list[float]:
-    return recipes.trained_val_losses(
+def _truth(cfg: Any, problem: lr_problem.LRRangeProblem, seed: int) -> list[float]:
+    return lr_problem.trained_val_losses(
         problem,
         lrs=cfg.lrs,
         optimizer=cfg.optimizer,
         epochs=cfg.truth_epochs,
         repeats=cfg.truth_repeats,
         batch_size=cfg.batch_size,
-        seed=seed,
+        random_state=seed,
     )
 
 
@@ -136,30 +165,100 @@ def truths_from_full_run(cfg: Any) -> dict[int, int]:
     """
     root = Path(os.environ.get("MLTRICKS_RUNS", "runs")) / "lr-range-test"
     for folder in sorted(root.glob("*"), reverse=True):
-        if runs.read_json(folder / "status.json", {}).get("state") != "done":
+        if run_folder.read_json(folder / "status.json", {}).get("state") != "done":
             continue
-        config = runs.read_json(folder / "config.json", {})
+        config = run_folder.read_json(folder / "config.json", {})
         if config.get("preset") != "full" or config.get("config") != json.loads(
             json.dumps(dataclasses.asdict(cfg))
         ):
             continue
-        per_seed = runs.read_json(folder / "metrics.json", {}).get("per_seed", {})
+        per_seed = run_folder.read_json(folder / "metrics.json", {}).get("per_seed", {})
         return {int(seed): int(m["true_best"]) for seed, m in per_seed.items()}
     return {}
+
+
+def wide_grid_table(
+    cfg: Any, problems: dict[int, lr_problem.LRRangeProblem], truths: dict[int, list[float]]
+) -> str:
+    """Picks on the wide grid against its truth: within one step, exact, the pick's trained
+    validation loss, and how often the pick was a candidate that diverged in the range test."""
+    names = (
+        "mltricks lr_range_test (slope, divergence rule)",
+        "mltricks slope, divergence_threshold=None (before issue 23)",
+        "naive first/last pick",
+        TLF,
+    )
+    picks: dict[str, list[int | None]] = {name: [] for name in names}
+    exploded: dict[str, list[bool]] = {name: [] for name in names}
+    called_stable = []
+    for seed, problem in problems.items():
+        ruled = ours_result(cfg, problem, seed)
+        blind = ours_result(cfg, problem, seed, divergence_threshold=None)
+        # what "diverged" means for every method: the loss crossed 4x its start or went
+        # non-finite in the range test (the rule's own judgement, read off the ruled run)
+        diverged = ruled.diverged
+        for name, pick in zip(
+            names, (ruled.best_index, blind.best_index, blind.naive_index, theirs(cfg, problem))
+        ):
+            picks[name].append(pick)
+            exploded[name].append(pick is not None and bool(diverged[pick]))
+        called_stable.append(ruled.stable)
+    lines = [
+        f"Wide grid: {len(cfg.lrs)} candidates {min(cfg.lrs):.0e}..{max(cfg.lrs):.0e} "
+        f"(the experiment's grid and {', '.join(f'{lr:g}' for lr in WIDE_EXTRA)}), otherwise "
+        f"as above; {len(problems)} seeds. The pick's val loss is the truth's score of the "
+        "picked candidate (mean best validation loss over its trainings; inf if they diverged), "
+        "as a median over seeds.",
+        "",
+        "| method | within one grid step of truth | exact | median val loss at the pick | "
+        "picks a candidate that diverged |",
+        "|---|---|---|---|---|",
+    ]
+    best_loss = float(np.median([min(truth) for truth in truths.values()]))
+    for name in names:
+        within, exact, val = [], [], []
+        for pick, truth in zip(picks[name], truths.values()):
+            best = int(np.argmin(truth))
+            within.append(pick is not None and abs(pick - best) <= 1)
+            exact.append(pick == best)
+            val.append(math.inf if pick is None else truth[pick])
+        lines.append(
+            f"| {name} | {np.mean(within):.0%} | {np.mean(exact):.0%} | "
+            f"{np.median(val):.3f} | {sum(exploded[name])}/{len(problems)} |"
+        )
+    lines += [
+        "",
+        f"Median best val loss (the truth's own score): {best_loss:.3f}. The rule's pick was "
+        f"called stable in {sum(called_stable)}/{len(problems)} seeds (never when it borders a "
+        "diverged candidate). Each method's picks by seed (truth first): "
+        + "; ".join(
+            f"seed {seed}: {int(np.argmin(truth))} | "
+            + " ".join(str(picks[name][k]) for name in names)
+            for k, (seed, truth) in enumerate(truths.items())
+        )
+        + ".",
+    ]
+    return "\n".join(lines)
 
 
 def main() -> str:
     engine.set_progress(False)
     cfg = dataclasses.replace(experiment.Config(), **experiment.PRESETS["full"].config)
+    wide = dataclasses.replace(cfg, lrs=tuple(cfg.lrs) + WIDE_EXTRA)
     device = torch.device("cpu")
     rows: dict[str, list[tuple[bool, bool]]] = {"mltricks lr_range_test (slope)": [], TLF: []}
     known = truths_from_full_run(cfg)
+    problems, wide_truths = {}, {}
     for seed in SEEDS:
         problem = _problem(cfg, seed, device)
+        problems[seed] = problem
+        # each candidate's truth is trained on its own, so the wide grid's scores begin with
+        # the experiment grid's
+        wide_truths[seed] = _truth(wide, problem, seed)
         if seed in known:
             truth = known[seed]
         else:
-            truth = int(np.argmin(_truth(cfg, problem, seed)))
+            truth = int(np.argmin(wide_truths[seed][: len(cfg.lrs)]))
         for name, pick in (
             ("mltricks lr_range_test (slope)", ours(cfg, problem, seed)),
             (TLF, theirs(cfg, problem)),
@@ -208,6 +307,7 @@ def main() -> str:
     lines.append(f"mltricks's time includes {cfg.num_bootstrap} bootstrap resamples of the slopes.")
     source = "a full lr-range-test run" if known else "training here"
     lines.append(f"Truth for {len(known) or len(SEEDS)} seeds taken from {source}.")
+    lines += ["", wide_grid_table(wide, problems, wide_truths)]
     return "\n".join(lines)
 
 

@@ -260,3 +260,59 @@ def test_truncated_image_is_named(tmp_path):
     (tmp_path / "a.png").write_bytes((tmp_path / "a.png").read_bytes()[:300])
     with pytest.raises(ValueError, match=r"image '.*a\.png' cannot be read"):
         load_voc(tmp_path)
+
+
+@pytest.mark.parametrize(("corner", "tag"), [(0, "xmin"), (1, "ymin")])
+def test_a_negative_voc_corner_is_refused_naming_file_object_and_value(tmp_path, corner, tag):
+    # issue 23: xmin=-50 was clamped to 0 without a word
+    _image(tmp_path / "a.jpg", 40, 30)
+    box = [1, 2, 10, 12]
+    box[corner] = -50
+    _voc(tmp_path / "a.xml", "a.jpg", 40, 30, [("glass", (1, 1, 5, 5)), ("plastic", box)])
+    with pytest.raises(ValueError, match=rf"a\.xml': <object> 1 \('plastic'\) has {tag}=-50;"):
+        load_voc(tmp_path)
+    # a 0 written by a 0-based tool is still read as the first pixel
+    box[corner] = 0
+    _voc(tmp_path / "a.xml", "a.jpg", 40, 30, [("plastic", box)])
+    assert load_voc(tmp_path)[0][1]["boxes"][0, corner] == 0
+
+
+def test_a_deeply_nested_coco_file_is_named(tmp_path):
+    # issue 23: JSON nested 100,000 deep gave a bare RecursionError
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match=r"COCO file '.*deep\.json' nests its JSON too deeply"):
+        load_coco(tmp_path / "deep.json")
+    (tmp_path / "deep.json").write_text('{"images": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(ValueError, match=r"deep\.json' nests"):
+        load_detection_data(tmp_path / "deep.json")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda c: c["images"][0].update(id=[7]), r"images\[0\]\['id'\] is \[7\]; expected an "),
+        (lambda c: c["images"][0].update(file_name=3), r"\['file_name'\] is 3; expected a string"),
+        (lambda c: c["categories"][0].update(id=None), r"\['id'\] is None; expected an integer"),
+        (lambda c: c["categories"][0].update(name=True), r"\['name'\] is True; expected a str"),
+        (lambda c: c["annotations"][0].update(image_id={}), r"\['image_id'\] is \{\}"),
+        (lambda c: c["annotations"][0].update(bbox=7), r"bbox 7; expected four numbers"),
+        (lambda c: c["annotations"][0].update(bbox=[1, 2, 3, 10**400]), "expected four numbers"),
+    ],
+)
+def test_coco_values_of_the_wrong_type_name_the_file_and_entry(tmp_path, change, message):
+    bad = _coco_without(tmp_path, change)
+    with pytest.raises(ValueError, match=rf"COCO file '.*bad\.json': .*{message}"):
+        load_coco(bad)
+
+
+def test_coco_ids_may_be_strings(tmp_path):
+    content = _coco(tmp_path)
+    for entry in content["images"] + content["categories"]:
+        entry["id"] = f"id-{entry['id']}"
+    for annotation in content["annotations"]:
+        annotation["image_id"] = f"id-{annotation['image_id']}"
+        annotation["category_id"] = f"id-{annotation['category_id']}"
+    (tmp_path / "litter.json").write_text(json.dumps(content))
+    data = load_coco(tmp_path / "litter.json")
+    assert data.class_names == ("background", "glass", "metal")  # "id-12" < "id-3"
+    assert data[0][1]["labels"].tolist() == [1, 2]

@@ -2,6 +2,7 @@
 
 import gzip
 import io
+import os
 import pickle
 import struct
 from pathlib import Path
@@ -12,6 +13,7 @@ import torch
 from PIL import Image
 
 from mltricks.data import (
+    is_mnist_folder,
     load_cifar,
     load_data_pickle,
     load_image_folder,
@@ -338,7 +340,92 @@ def test_the_real_debian_folder_when_installed():
     if not folder.is_dir():
         with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist"):
             resolve_data_path("fashion-mnist")
+        if os.environ.get("MLTRICKS_REQUIRE_REAL_DATA") == "1":  # set by .ci/run
+            pytest.fail(f"MLTRICKS_REQUIRE_REAL_DATA=1 but {folder} is missing")
         pytest.skip(f"{folder} is not installed")
     assert resolve_data_path("fashion-mnist") == folder
     _, labels = load_mnist("fashion-mnist", split="test")
     assert labels.shape == (10000,) and torch.bincount(labels).tolist() == [1000] * 10
+
+
+def test_an_idx_header_whose_sizes_overflow_is_named(tmp_path):
+    # issue 23: 65536**4 = 2**64 wrapped to 0 in numpy's int64 product, matching an empty body,
+    # and the reshape failed with "cannot reshape array of size 0" naming no file
+    path = tmp_path / "train-images-idx3-ubyte"
+    path.write_bytes(struct.pack(">BBBB", 0, 0, 0x08, 4) + struct.pack(">IIII", *[65536] * 4))
+    with pytest.raises(ValueError, match=r"truncated: its header announces shape \(65536, "):
+        read_idx(path)
+    with pytest.raises(ValueError, match=f"'{path}'"):
+        read_idx(path)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_mnist_files_named_as_some_mirrors_do(tmp_path, gz):
+    # issue 23: train-images.idx3-ubyte (a dot before idx), as some mirrors distribute them
+    rng = np.random.default_rng(0)
+    suffix = ".gz" if gz else ""
+    images = {
+        s: rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        for s, n in (("train", 4), ("t10k", 2))
+    }
+    labels = {"train": np.array([3, 1, 4, 1], np.uint8), "t10k": np.array([5, 9], np.uint8)}
+    for split in ("train", "t10k"):
+        _write_idx(tmp_path / f"{split}-images.idx3-ubyte{suffix}", images[split], gz)
+        _write_idx(tmp_path / f"{split}-labels.idx1-ubyte{suffix}", labels[split], gz)
+    for split, stem in (("train", "train"), ("test", "t10k")):
+        x, y = load_mnist(tmp_path, split=split)
+        assert torch.equal((x[:, 0] * 255).round().to(torch.uint8), torch.from_numpy(images[stem]))
+        assert y.tolist() == labels[stem].tolist()
+    assert is_mnist_folder(tmp_path)
+
+
+def test_is_mnist_folder_looks_where_load_mnist_does(tmp_path):
+    assert not is_mnist_folder(tmp_path) and not is_mnist_folder(tmp_path / "nowhere")
+    (tmp_path / "notes.txt").write_text("no IDX here")
+    assert not is_mnist_folder(tmp_path) and not is_mnist_folder(tmp_path / "notes.txt")
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    _write_idx(raw / "t10k-images-idx3-ubyte", np.zeros((1, 2, 2), np.uint8))
+    assert is_mnist_folder(tmp_path)
+    _write_idx(raw / "t10k-labels.idx1-ubyte.gz", np.zeros(1, np.uint8), gz=True)
+    x, y = load_mnist(tmp_path, split="test")  # the published and the mirrors' names mix
+    assert x.shape == (1, 1, 2, 2) and y.tolist() == [0]
+    with pytest.raises(FileNotFoundError, match=r"'train-images\.idx3-ubyte'.*--data"):
+        load_mnist(tmp_path)  # the message lists the names it looked for
+
+
+def _python3_cifar_batch(n, rng, labels_key="labels"):
+    """A batch as Python 3 pickles it: str keys (the published files' keys load as bytes)."""
+    return {
+        "batch_label": "training batch 1 of 5",
+        labels_key: rng.integers(0, 10, size=n).tolist(),
+        "data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
+        "filenames": [f"image_{i}.png" for i in range(n)],
+    }
+
+
+@pytest.mark.parametrize("protocol", [pickle.DEFAULT_PROTOCOL, pickle.HIGHEST_PROTOCOL])
+def test_cifar_batches_pickled_by_python3_with_str_keys(tmp_path, protocol):
+    rng = np.random.default_rng(0)
+    root = tmp_path / "cifar-10-batches-py"
+    root.mkdir()
+    batches = [_python3_cifar_batch(2, rng) for _ in range(5)]
+    for i, batch in enumerate(batches, 1):
+        (root / f"data_batch_{i}").write_bytes(pickle.dumps(batch, protocol=protocol))
+    (root / "test_batch").write_bytes(pickle.dumps(_python3_cifar_batch(3, rng), protocol))
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship"]
+    meta = {"label_names": [*names, "truck"], "num_cases_per_batch": 2, "num_vis": 3072}
+    (root / "batches.meta").write_bytes(pickle.dumps(meta, protocol=protocol))
+    x, y, classes = load_cifar(tmp_path)
+    expected = np.concatenate([b["data"] for b in batches]).reshape(-1, 3, 32, 32) / 255.0
+    assert np.allclose(x.numpy(), expected)
+    assert y.tolist() == [label for b in batches for label in b["labels"]]
+    assert classes == [*names, "truck"]
+    assert len(load_cifar(root, split="test")[0]) == 3
+    # CIFAR-100 with str keys reads its fine labels
+    root100 = tmp_path / "cifar-100-python"
+    root100.mkdir()
+    batch = _python3_cifar_batch(3, rng, labels_key="fine_labels")
+    batch["fine_labels"] = [99, 0, 42]
+    (root100 / "train").write_bytes(pickle.dumps(batch, protocol=protocol))
+    assert load_cifar(tmp_path, num_classes=100)[1].tolist() == [99, 0, 42]

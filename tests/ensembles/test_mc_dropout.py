@@ -1,4 +1,5 @@
 import random
+import warnings
 
 import numpy as np
 import pytest
@@ -197,3 +198,63 @@ def test_bad_arguments():
         MCDropout(_tabular(), 3, batched="yes")
     with pytest.raises(TypeError, match=r"model must be a torch\.nn\.Module"):
         MCDropout(lambda x: x)
+
+
+def test_dropout_that_pytorch_ignores_is_named():
+    # issue 23: a one-layer LSTM ignores dropout= (it acts between stacked layers only), so
+    # every sample was identical and nothing said so
+    with pytest.warns(UserWarning, match="non-zero dropout"):  # PyTorch's own, at construction
+        lstm = nn.LSTM(8, 8, num_layers=1, dropout=0.5)
+    with pytest.raises(ValueError, match=r"the model \(LSTM\) has dropout=0\.5 with num_layers=1"):
+        MCDropout(lstm)
+
+    class Tagger(nn.Module):
+        def __init__(self):
+            super().__init__()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.rnn = nn.GRU(8, 8, num_layers=1, dropout=0.3, batch_first=True)
+            self.drop = nn.Dropout(0.5)
+
+        def forward(self, x):
+            return self.drop(self.rnn(x)[0])
+
+    # with another dropout module the samples still differ: a warning naming the RNN
+    with pytest.warns(UserWarning, match=r"rnn \(GRU\) has dropout=0\.3 with num_layers=1"):
+        mc = MCDropout(Tagger(), 4)
+    assert mc.dropout_names == ("rnn", "drop")
+    assert _distinct_samples(mc, torch.randn(2, 3, 8)) == (8, 8)
+
+
+class _FixedBatch(nn.Module):
+    """A model tied to its batch size, as a model with a fixed-size state or reshape is."""
+
+    def __init__(self, batch_size):
+        super().__init__()
+        self.batch_size = batch_size
+        self.net = nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 3))
+
+    def forward(self, x):
+        assert x.shape[0] == self.batch_size, f"batch size {x.shape[0]} != {self.batch_size}"
+        return self.net(x)
+
+
+def test_the_automatic_mode_works_for_a_model_tied_to_its_batch_size():
+    # issue 23: choosing the mode ran the model on x[:1] first, so a model that only accepts
+    # its own batch size failed where the looped mode works
+    torch.manual_seed(0)
+    model = _FixedBatch(4)
+    x = torch.randn(4, 5)
+    looped = MCDropout(model, 6, batched=False, random_state=0)(x)
+    auto = MCDropout(model, 6, random_state=0)
+    samples = auto(x)  # small enough for the batched pass, which fails: the loop takes over
+    assert torch.equal(samples, looped)
+    assert not auto.uses_batched(x) and torch.equal(auto(x), looped)
+    with pytest.raises(AssertionError, match="batch size 24 != 4"):  # forcing it still fails
+        MCDropout(model, 6, batched=True)(x)
+    # unseeded, the fallback starts from the random state the failed pass began with
+    torch.manual_seed(5)
+    expected = MCDropout(model, 6, batched=False)(x)
+    torch.manual_seed(5)
+    assert torch.equal(MCDropout(model, 6)(x), expected)
+    assert all(not m._forward_hooks for m in model.modules())

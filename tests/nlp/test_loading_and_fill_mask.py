@@ -71,3 +71,34 @@ def test_fill_mask_gives_the_softmax_top_k_and_restores_the_mode(tokenizer):
         assert [p for _, p in fill] == pytest.approx(top.values.tolist(), rel=1e-5)
     with pytest.raises(ValueError, match="mask token"):
         fill_mask(model, tokenizer, "no mask here")
+
+
+class _Exploit:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_malicious_pickled_checkpoint_is_refused_without_suggesting_weights_only(
+    tokenizer, tmp_path
+):
+    # issue 23: the refusal passed on torch's advice to set weights_only=False
+    folder = tmp_path / "model"
+    _model(tokenizer).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    (folder / "model.safetensors").unlink()
+    marker = tmp_path / "code-ran"
+    torch.save(
+        {"bert.embeddings.word_embeddings.weight": _Exploit(marker)}, folder / "pytorch_model.bin"
+    )
+    with pytest.raises(ValueError) as raised:
+        load_masked_lm(folder)
+    message = str(raised.value)
+    assert f"'{folder / 'pytorch_model.bin'}' holds objects other than tensors" in message
+    assert "system" in message and "safetensors" in message
+    assert "weights_only" not in message and raised.value.__suppress_context__
+    assert not marker.exists()

@@ -1,4 +1,4 @@
-import random
+import math
 import warnings
 
 import numpy as np
@@ -99,33 +99,6 @@ def test_every_candidate_sees_the_same_batches_from_a_one_shot_iterator():
             assert torch.equal(seen[candidate * 5 + step], seen[step])
 
 
-def test_model_and_random_state_come_back_unchanged():
-    model = _model(dropout=0.3)
-    model.eval()
-    model[1].train()  # a mixed mode must be restored module by module
-    model[0].weight.requires_grad_(False)
-    model[4].weight.grad = torch.full_like(model[4].weight, 0.5)
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    modes = [m.training for m in model.modules()]
-    torch.manual_seed(123)
-    np.random.seed(7)
-    random.seed(5)
-    expected = (torch.rand(3), np.random.rand(3), random.random())
-    torch.manual_seed(123)
-    np.random.seed(7)
-    random.seed(5)
-    lr_range_test(model, F.cross_entropy, _problem(), lrs=[1e-2, 10.0], num_batches=6)
-    after = (torch.rand(3), np.random.rand(3), random.random())
-    assert torch.equal(expected[0], after[0]) and np.array_equal(expected[1], after[1])
-    assert expected[2] == after[2]
-    for key, value in model.state_dict().items():
-        assert torch.equal(value, before[key]), key
-    assert [m.training for m in model.modules()] == modes
-    assert not model[0].weight.requires_grad and model[0].weight.grad is None
-    assert torch.equal(model[4].weight.grad, torch.full_like(model[4].weight, 0.5))
-    assert model[4].bias.grad is None
-
-
 def test_dropout_masks_are_the_same_for_every_candidate():
     # with negligible learning rates the weights do not move, so equal random state
     # gives equal losses; different masks would make them differ
@@ -204,3 +177,148 @@ def test_default_grid():
 def test_bad_input_names_the_argument(kwargs, match):
     with pytest.raises(ValueError, match=match):
         lr_range_test(_model(), F.cross_entropy, _problem(), **{"num_batches": 4, **kwargs})
+
+
+def _scripted(scripts):
+    """An optimizer factory and a loss that replay ``scripts[lr]``, one value per batch, for
+    whichever candidate is training (the factory is called once per candidate)."""
+    state = {"lr": None, "step": 0}
+
+    def make_optimizer(params, lr):
+        state.update(lr=lr, step=0)
+        return torch.optim.SGD(params, lr=0.0)
+
+    def loss_fn(outputs, targets):
+        value = scripts[state["lr"]][state["step"]]
+        state["step"] += 1
+        return outputs.sum() * 0.0 + value
+
+    return make_optimizer, loss_fn
+
+
+# a spike far above the start that then recovers has the steepest slope of all three
+SPIKE = {
+    0.01: [2.0, 1.98, 1.96, 1.94, 1.92, 1.90],
+    0.1: [2.0, 1.9, 1.7, 1.5, 1.3, 1.1],
+    1.0: [2.0, 30.0, 20.0, 10.0, 5.0, 0.5],
+}
+
+
+def test_a_loss_above_the_threshold_times_its_start_is_a_divergence():
+    make_optimizer, loss_fn = _scripted(SPIKE)
+    # without the rule the spiking candidate wins on slope: the failure the rule prevents
+    blind = lr_range_test(
+        _model(),
+        loss_fn,
+        _problem(),
+        lrs=list(SPIKE),
+        num_batches=6,
+        optimizer=make_optimizer,
+        divergence_threshold=None,
+    )
+    assert blind.best_lr == 1.0 and not blind.diverged.any()
+
+    make_optimizer, loss_fn = _scripted(SPIKE)
+    with pytest.warns(UserWarning, match=r"neighbour in the grid, lr 1, diverged"):
+        result = lr_range_test(
+            _model(),
+            loss_fn,
+            _problem(),
+            lrs=list(SPIKE),
+            num_batches=6,
+            optimizer=make_optimizer,
+            divergence_threshold=4.0,
+        )
+    assert result.diverged.tolist() == [False, False, True]
+    # the candidate stops at the loss that crossed 4 x 2.0; that loss is kept, the rest is NaN
+    assert result.losses[2, :2].tolist() == [2.0, 30.0] and np.isnan(result.losses[2, 2:]).all()
+    assert np.isnan(result.slopes[2]) and result.pick_frequency[2] == 0
+    assert result.best_lr == 0.1 and result.naive_best_lr == 0.1
+    # the bootstrap alone calls the pick stable; its diverged neighbour makes it unstable
+    assert result.pick_frequency[1] == 1.0 and not result.stable
+
+
+def test_the_threshold_is_a_multiple_of_the_start_and_the_neighbour_is_in_sorted_order():
+    # 7.9 < 4 x 2.0 is not a divergence; 8.1 is. The grid is given unsorted: 0.1's neighbours
+    # in lr order are 0.01 and 1.0, and only 10.0 (not a neighbour) diverges in the first case
+    scripts = {
+        10.0: [2.0, 8.1, 1.0, 1.0, 1.0, 1.0],
+        0.1: [2.0, 1.9, 1.7, 1.5, 1.3, 1.1],
+        1.0: [2.0, 2.2, 2.4, 2.6, 3.0, 7.9],
+        0.01: [2.0, 1.98, 1.96, 1.94, 1.92, 1.90],
+    }
+    make_optimizer, loss_fn = _scripted(scripts)
+    result = lr_range_test(
+        _model(), loss_fn, _problem(), lrs=list(scripts), num_batches=6, optimizer=make_optimizer
+    )
+    assert result.diverged.tolist() == [True, False, False, False]
+    assert result.best_lr == 0.1 and result.stable
+    make_optimizer, loss_fn = _scripted(scripts)
+    with pytest.warns(UserWarning, match="edge of divergence"):
+        tighter = lr_range_test(
+            _model(),
+            loss_fn,
+            _problem(),
+            lrs=list(scripts),
+            num_batches=6,
+            optimizer=make_optimizer,
+            divergence_threshold=3.0,
+        )
+    assert tighter.diverged.tolist() == [True, False, True, False]
+    assert tighter.best_lr == 0.1 and not tighter.stable
+
+
+def test_a_non_positive_starting_loss_only_diverges_on_non_finite_values():
+    scripts = {0.1: [-1.0, -2.0, -3.0, -4.0], 1.0: [0.0, 5.0, 3.0, 1.0]}
+    make_optimizer, loss_fn = _scripted(scripts)
+    result = lr_range_test(
+        _model(),
+        loss_fn,
+        _problem(),
+        lrs=[0.1, 1.0],
+        num_batches=4,
+        optimizer=make_optimizer,
+        num_bootstrap=0,
+    )
+    assert not result.diverged.any() and np.isfinite(result.losses).all()
+
+
+def test_the_issue_repro_no_longer_picks_an_exploding_rate():
+    # issue 23: an MLP on the digits with Adam on a grid up to 10**0.5; the 3.16 candidate's
+    # loss reached 2890 (start 2.35) and recovered, and it was picked as "stable"
+    from mltricks.data import load_digits_images
+
+    images, labels = load_digits_images(split="train")
+    images = images.flatten(1)
+    data = [(images[i : i + 32], labels[i : i + 32]) for i in range(0, 640, 32)]
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = lr_range_test(
+            model,
+            F.cross_entropy,
+            data,
+            lrs=10.0 ** np.arange(-5, 0.75, 0.5),
+            optimizer="adam",
+            num_batches=20,
+        )
+    start = result.losses[0, 0]
+    assert result.diverged[-1] and result.best_lr is not None and result.best_lr < 3.0
+    best = result.best_index
+    assert not result.diverged[best] and np.nanmax(result.losses[best]) <= 4.0 * start
+    # every candidate that stayed under the threshold ran all its batches
+    assert np.isfinite(result.losses[~result.diverged]).all()
+    if result.diverged[best + 1]:
+        assert not result.stable
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [(1.0, ValueError), (0.5, ValueError), (math.nan, ValueError), ("4", TypeError)],
+)
+def test_divergence_threshold_must_be_a_multiple_above_one(value, error):
+    with pytest.raises(error, match="divergence_threshold must be a number > 1"):
+        lr_range_test(
+            _model(), F.cross_entropy, _problem(), num_batches=4, divergence_threshold=value
+        )

@@ -10,7 +10,8 @@ Return convention: an image set is a tuple of tensors, images ``(N, C, H, W)`` f
 ``torch.utils.data.Dataset`` where it is iterated in training. A split is a boolean mask
 (``split_labeled``) or sorted tuples of class ids (``split_classes``). Everything random takes
 ``random_state``: an int (the same data on every call), a numpy ``Generator`` / ``RandomState``
-(whose stream it continues) or None; ``seed=`` is a deprecated alias until the next release.
+(whose stream it continues) or None; ``seed=`` is a deprecated alias (deprecated in 0.2.0,
+removed in 0.3.0).
 """
 
 from mltricks.data.augmentation import RandomShiftRotate, affine_batch, augmentation
@@ -24,6 +25,7 @@ from mltricks.data.detection_files import (
 from mltricks.data.digits import load_digits_images
 from mltricks.data.few_shot import FewShotTasks, Task, rotate_classes, split_classes
 from mltricks.data.files import (
+    is_mnist_folder,
     load_cifar,
     load_data_pickle,
     load_image_folder,
@@ -64,6 +66,7 @@ __all__ = [
     "affine_batch",
     "augmentation",
     "collate_bags",
+    "is_mnist_folder",
     "litter_style",
     "load_cifar",
     "load_coco",

@@ -1,8 +1,9 @@
 """Bags of instances for multiple instance learning, and padding them into batches.
 
 ``make_bags`` builds the MNIST-bags set-up of Ilse et al. (2018) from any labelled images: a bag
-is positive iff it holds at least one instance of ``positive_class`` (SEED.md: a "2"). The
-instance labels stay hidden from training but are kept, so attention can be scored against them.
+is positive iff it holds at least one instance of ``positive_class`` (a "2" in
+docs/systems/multiple-instance-learning.md). The instance labels stay hidden from training but
+are kept, so attention can be scored against them.
 ``pad_bags`` / ``collate_bags`` stack bags of different sizes into ``(B, N_max, ...)`` with a
 boolean mask ``(B, N_max)`` that is True on real instances.
 """
@@ -88,6 +89,7 @@ def make_bags(
         ``Bags`` (a ``Dataset`` of ``(instances, label, instance_labels)``).
 
     Example:
+        >>> from mltricks.data import load_digits_images, make_bags
         >>> images, labels = load_digits_images(split="train")
         >>> bags = make_bags(images, labels, num_bags=100, random_state=0)
         >>> bool((bags.labels == 1).sum() == 50)

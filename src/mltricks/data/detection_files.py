@@ -6,12 +6,14 @@
   the image is looked up next to the XML, in a sibling ``JPEGImages`` folder, or by the XML's
   stem with an image suffix. VOC corners are 1-based and inclusive (the devkit's convention):
   ``xmin - 1, ymin - 1, xmax, ymax`` becomes the 0-based, end-exclusive box; a 0 written by a
-  0-based tool is kept at 0.
+  0-based tool is kept at 0, and a negative corner is refused (it lies outside the image).
 - COCO: one JSON file with ``images``, ``annotations`` (``bbox`` as ``x, y, width, height``) and
   ``categories``; category ids become labels ``1..K`` in id order. Crowd annotations are skipped.
 
 An image without boxes is kept as a negative. Every target is checked by
-``mltricks.detection.validate_targets`` with the file named in the message.
+``mltricks.detection.validate_targets`` with the file named in the message. Whatever bytes an
+annotation file holds, the loaders return data or raise one ``ValueError`` naming the file
+(``FileNotFoundError`` for a missing path or image).
 """
 
 from __future__ import annotations
@@ -129,6 +131,9 @@ def _finish(
 # --- Pascal VOC ----------------------------------------------------------------------------------
 
 
+_CORNERS = ("xmin", "ymin", "xmax", "ymax")
+
+
 def _text(node: ElementTree.Element, tag: str, xml: Path) -> str:
     found = node.find(tag)
     if found is None or found.text is None or not found.text.strip():
@@ -177,9 +182,29 @@ def load_voc(
     Returns:
         A ``DetectionData`` in file-name order.
 
+    Raises:
+        FileNotFoundError: ``path``, or the image of an annotation, does not exist.
+        ValueError: naming the file: no XML files, invalid XML, a missing tag, a corner that is
+            not a number or is negative, an unknown class name, an unreadable image, or a box
+            outside its image or of zero area.
+
     Example:
-        >>> data = load_voc("litter/")  # doctest: +SKIP
-        >>> data.class_names, data[0][1]["boxes"].shape  # doctest: +SKIP
+        One image with one box, written in VOC's layout (corners 1-based, inclusive):
+
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from PIL import Image
+        >>> from mltricks.data import load_voc
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> Image.new("RGB", (64, 48)).save(folder / "photo.jpg")
+        >>> _ = (folder / "photo.xml").write_text(
+        ...     "<annotation><filename>photo.jpg</filename>"
+        ...     "<size><width>64</width><height>48</height><depth>3</depth></size>"
+        ...     "<object><name>plastic</name><bndbox><xmin>11</xmin><ymin>5</ymin>"
+        ...     "<xmax>30</xmax><ymax>20</ymax></bndbox></object></annotation>")
+        >>> data = load_voc(folder)
+        >>> data.class_names, data[0][1]["boxes"].tolist(), data[0][1]["labels"].tolist()
+        (('background', 'plastic'), [[10.0, 4.0, 30.0, 20.0]], [1])
     """
     root_dir = require_path(path, "VOC folder")
     if max_side is not None:
@@ -193,20 +218,29 @@ def load_voc(
     for xml in files:
         try:
             tree = ElementTree.parse(xml).getroot()
-        except ElementTree.ParseError as error:
+        except (ElementTree.ParseError, LookupError) as error:  # LookupError: unknown encoding
             raise ValueError(f"VOC file '{xml}' is not valid XML: {error}") from None
         objects = []
-        for obj in tree.iter("object"):
+        for index, obj in enumerate(tree.iter("object")):
             box = obj.find("bndbox")
             if box is None:
                 raise ValueError(f"VOC file '{xml}': an <object> lacks <bndbox>")
             try:
-                corners = [float(_text(box, tag, xml)) for tag in ("xmin", "ymin", "xmax", "ymax")]
+                corners = [float(_text(box, tag, xml)) for tag in _CORNERS]
             except ValueError as error:
                 if "lacks" in str(error):
                     raise
                 raise ValueError(f"VOC file '{xml}': a <bndbox> value is not a number") from None
-            objects.append((_text(obj, "name", xml), corners))
+            name = _text(obj, "name", xml)
+            negative = [(tag, value) for tag, value in zip(_CORNERS, corners) if value < 0]
+            if negative:
+                tag, value = negative[0]
+                raise ValueError(
+                    f"VOC file '{xml}': <object> {index} ({name!r}) has {tag}={value:g}; VOC "
+                    "corners are pixel indices from 1 (0 from 0-based tools), so a negative "
+                    "one lies outside the image"
+                )
+            objects.append((name, corners))
         parsed.append((xml, tree, objects))
     found = sorted({name for _, _, objects in parsed for name, _ in objects})
     names_in_order = list(class_names) if class_names is not None else found
@@ -236,15 +270,20 @@ def load_voc(
 
 
 _COCO_KEYS = ("images", "annotations", "categories")
-_COCO_ENTRY_KEYS = {
-    "images": ("id", "file_name"),
-    "annotations": ("image_id", "category_id", "bbox"),
-    "categories": ("id", "name"),
+# the keys this loader reads in each entry, and the JSON types they may hold (ids are integers
+# in COCO; some exporters write strings); a bbox is checked on its own, with the annotation's id
+_ID = (int, str)
+_COCO_ENTRY_KEYS: dict[str, dict[str, tuple[type, ...] | None]] = {
+    "images": {"id": _ID, "file_name": (str,)},
+    "annotations": {"image_id": _ID, "category_id": _ID, "bbox": None},
+    "categories": {"id": _ID, "name": (str,)},
 }
+_JSON_TYPES = {int: "an integer", str: "a string"}
 
 
 def _coco_entries(content: dict[str, Any], key: str, file: Path) -> list[dict[str, Any]]:
-    """``content[key]``, checked to be a list of objects that have the keys this loader reads."""
+    """``content[key]``, checked to be a list of objects that have the keys this loader reads,
+    each of a type it can use."""
     entries, required = content[key], _COCO_ENTRY_KEYS[key]
     if not isinstance(entries, list):
         raise ValueError(
@@ -260,7 +299,26 @@ def _coco_entries(content: dict[str, Any], key: str, file: Path) -> list[dict[st
                 f"COCO file '{file}': {key}[{index}] {problem}; each entry of '{key}' is an "
                 f"object with {list(required)}"
             )
+        for name, types in required.items():
+            value = entry[name]
+            if types is not None and (not isinstance(value, types) or isinstance(value, bool)):
+                wanted = " or ".join(_JSON_TYPES[t] for t in types)
+                raise ValueError(
+                    f"COCO file '{file}': {key}[{index}]['{name}'] is {value!r:.60}; expected "
+                    f"{wanted}"
+                )
     return entries
+
+
+def _float_number(value: Any) -> bool:
+    """Whether a JSON value is a number a float can hold (JSON integers have no limit)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
 
 
 def load_coco(
@@ -280,16 +338,23 @@ def load_coco(
         id order.
 
     Raises:
-        ValueError: naming the file: not UTF-8 JSON, a missing key (top level or in an entry,
-            with its index), a bbox that is not four numbers, an unknown image or category id,
-            an unreadable image, or a box outside its image.
+        FileNotFoundError: ``path``, or an image it lists, does not exist.
+        ValueError: naming the file: not UTF-8 JSON, JSON nested too deeply, a missing key (top
+            level or in an entry, with its index), an id, name or file name of the wrong type,
+            a bbox that is not four numbers, an unknown image or category id, an unreadable
+            image, or a box outside its image.
     """
     file = require_path(path, "COCO JSON file")
     if max_side is not None:
         check_number("max_side", max_side, low=1, integer=True)
     try:
         content = json.loads(file.read_bytes())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+    except RecursionError:
+        raise ValueError(
+            f"COCO file '{file}' nests its JSON too deeply to read; a COCO file is an object of "
+            "lists of flat objects"
+        ) from None
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, an over-long integer
         raise ValueError(f"COCO file '{file}' is not valid UTF-8 JSON: {error}") from None
     if not isinstance(content, dict):
         raise ValueError(f"COCO file '{file}' holds a JSON {type(content).__name__}, not an object")
@@ -299,7 +364,8 @@ def load_coco(
             f"COCO file '{file}' lacks the keys {missing}; a COCO file has {_COCO_KEYS}"
         )
     entries = {key: _coco_entries(content, key, file) for key in _COCO_KEYS}
-    categories = sorted(entries["categories"], key=lambda c: c["id"])
+    # integer ids in their order, string ids after them (a file may mix them)
+    categories = sorted(entries["categories"], key=lambda c: (isinstance(c["id"], str), c["id"]))
     label_of = {c["id"]: i + 1 for i, c in enumerate(categories)}
     root = Path(image_root) if image_root is not None else file.parent
     per_image: dict[Any, list[dict[str, Any]]] = {image["id"]: [] for image in entries["images"]}
@@ -317,11 +383,10 @@ def load_coco(
                 f"{annotation['category_id']!r}; categories allows {sorted(label_of)}"
             )
         bbox = annotation["bbox"]
-        numbers = isinstance(bbox, list) and len(bbox) == 4
-        if not numbers or not all(isinstance(v, int | float) and v is not True for v in bbox):
+        if not isinstance(bbox, list) or len(bbox) != 4 or not all(map(_float_number, bbox)):
             raise ValueError(
-                f"COCO file '{file}': annotation {annotation.get('id')} has bbox {bbox!r}; "
-                "expected four numbers [x, y, width, height]"
+                f"COCO file '{file}': annotation {annotation.get('id')} has bbox "
+                f"{bbox!r:.80}; expected four numbers [x, y, width, height]"
             )
         per_image[annotation["image_id"]].append(annotation)
     images, all_boxes, all_labels, names = [], [], [], []

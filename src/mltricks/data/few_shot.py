@@ -140,6 +140,7 @@ class FewShotTasks:
             (whose stream the tasks then continue) or None (``seed=`` is a deprecated alias).
 
     Example:
+        >>> from mltricks.data import FewShotTasks, load_digits_images, rotate_classes
         >>> images, labels = rotate_classes(*load_digits_images())
         >>> tasks = FewShotTasks(images, labels, ways=5, shots=1, queries=15, random_state=0)
         >>> task = next(iter(tasks))

@@ -1,11 +1,13 @@
 """Loaders for real data sets in their published on-disk formats (nothing is downloaded).
 
-- MNIST (and Fashion-MNIST, KMNIST, ...): the four IDX files (``train-images-idx3-ubyte`` ...),
-  plain or gzip-compressed. ``path`` may also be a short name from ``DATA_SETS``
-  (``"fashion-mnist"``: the folder of Debian's ``dataset-fashion-mnist`` package).
-- CIFAR-10 / CIFAR-100: the "python version" batches. Those files are pickles; they are read
-  with an unpickler that only accepts the plain containers and NumPy arrays they consist of, and
-  only from a path the user gives, so a crafted file cannot run code.
+- MNIST (and Fashion-MNIST, KMNIST, ...): the four IDX files (``train-images-idx3-ubyte`` ...,
+  or ``train-images.idx3-ubyte`` ... as some mirrors name them), plain or gzip-compressed.
+  ``path`` may also be a short name from ``DATA_SETS`` (``"fashion-mnist"``: the folder of
+  Debian's ``dataset-fashion-mnist`` package).
+- CIFAR-10 / CIFAR-100: the "python version" batches, with the ``bytes`` keys of the published
+  files or the ``str`` keys of batches pickled again by Python 3. Those files are pickles; they
+  are read with an unpickler that only accepts the plain containers and NumPy arrays they
+  consist of, and only from a path the user gives, so a crafted file cannot run code.
 - Image folders: ``root/<class name>/<image>``, the layout of the cotton disease images.
 
 Every loader returns ``images`` as float32 ``(N, C, H, W)`` in [0, 1] and ``labels`` as int64.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import pickle
 import zlib
 from pathlib import Path
@@ -50,6 +53,8 @@ _MNIST_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
+# where load_mnist looks under its folder: the files themselves, or torchvision's layout
+_MNIST_SUBFOLDERS = (".", "MNIST/raw", "raw")
 _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -68,7 +73,8 @@ def read_idx(path: str | Path) -> np.ndarray:
 
     Raises:
         ValueError: naming the file: a damaged or truncated gzip stream, no IDX magic number, an
-            unknown data type, or a body shorter or longer than the header announces.
+            unknown data type, a body shorter or longer than the header announces, or a shape
+            no array can have.
     """
     path = Path(path)
     raw = path.read_bytes()
@@ -99,7 +105,9 @@ def read_idx(path: str | Path) -> np.ndarray:
             f"ends after {len(raw)} bytes; download it again"
         )
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected, found = int(np.prod(shape)) * dtype.itemsize, len(raw) - offset
+    # Python's integers: numpy's product of sizes up to 2**32 - 1 overflows int64 and can wrap
+    # to the body's length, which then fails to reshape without naming the file
+    expected, found = math.prod(shape) * dtype.itemsize, len(raw) - offset
     if found < expected:
         raise ValueError(
             f"'{path}' is truncated: its header announces shape {shape} ({expected} bytes of "
@@ -110,18 +118,62 @@ def read_idx(path: str | Path) -> np.ndarray:
             f"'{path}' holds {found - expected} bytes beyond the shape {shape} its header "
             "announces: not a valid IDX file"
         )
-    return np.frombuffer(raw, dtype=dtype, offset=offset).reshape(shape)
+    try:
+        return np.frombuffer(raw, dtype=dtype, offset=offset).reshape(shape)
+    except ValueError as error:  # more than 64 dimensions, or sizes whose product overflows
+        raise ValueError(
+            f"'{path}': its IDX header announces shape {shape!s:.80}, which no array can have "
+            f"({error}); not a valid IDX file"
+        ) from None
+
+
+def _mnist_names(stem: str) -> tuple[str, ...]:
+    """A file's published name and the one some mirrors use (a dot before ``idx``:
+    ``train-images.idx3-ubyte``), each plain or with ``.gz``."""
+    dotted = stem.replace("-idx", ".idx")
+    return tuple(name + suffix for name in (stem, dotted) for suffix in ("", ".gz"))
+
+
+def _find_mnist_file(root: Path, stem: str) -> Path | None:
+    for folder in _MNIST_SUBFOLDERS:
+        for name in _mnist_names(stem):
+            if (root / folder / name).is_file():
+                return root / folder / name
+    return None
 
 
 def _find(root: Path, stem: str) -> Path:
-    for folder in (root, root / "MNIST" / "raw", root / "raw"):
-        for name in (stem, stem + ".gz"):
-            if (folder / name).is_file():
-                return folder / name
-    raise FileNotFoundError(
-        f"MNIST file '{stem}' (or '{stem}.gz') not found under '{root}'; pass the folder that "
-        "holds the four IDX files with --data PATH"
-    )
+    found = _find_mnist_file(root, stem)
+    if found is None:
+        names = ", ".join(f"'{name}'" for name in _mnist_names(stem))
+        raise FileNotFoundError(
+            f"MNIST file '{stem}' not found under '{root}' (looked for {names}, also in "
+            "MNIST/raw and raw); pass the folder that holds the four IDX files with --data PATH"
+        )
+    return found
+
+
+def is_mnist_folder(path: str | Path) -> bool:
+    """Whether ``path`` is a folder ``load_mnist`` reads: it (or its ``MNIST/raw`` or ``raw``
+    subfolder) holds at least one of the four IDX files under a name ``load_mnist`` accepts
+    (``train-images-idx3-ubyte``, ``train-images.idx3-ubyte``, each plain or ``.gz``, and the
+    same for the other three). Names only: the contents are checked when the files are read,
+    and a missing file of the split read is named then.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from mltricks.data import is_mnist_folder
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> is_mnist_folder(folder)
+        False
+        >>> _ = (folder / "train-images.idx3-ubyte.gz").write_bytes(b"")
+        >>> is_mnist_folder(folder)
+        True
+    """
+    root = Path(path).expanduser()
+    stems = [stem for pair in _MNIST_FILES.values() for stem in pair]
+    return root.is_dir() and any(_find_mnist_file(root, stem) is not None for stem in stems)
 
 
 def load_mnist(
@@ -131,7 +183,9 @@ def load_mnist(
 
     Args:
         path: the folder of the IDX files (or its ``MNIST/raw`` parent), or a short name from
-            ``mltricks.data.DATA_SETS`` such as ``"fashion-mnist"``.
+            ``mltricks.data.DATA_SETS`` such as ``"fashion-mnist"``. Files may carry their
+            published names (``train-images-idx3-ubyte``) or the mirrors' (``train-images.idx3-
+            ubyte``), plain or ``.gz``.
         split: ``"train"`` or ``"test"``.
         num_classes: labels must lie in ``0..num_classes - 1`` (10 for MNIST and Fashion-MNIST).
 
@@ -145,9 +199,23 @@ def load_mnist(
             range.
 
     Example:
-        >>> images, labels = load_mnist("fashion-mnist", split="test")  # doctest: +SKIP
-        >>> images.shape
-        torch.Size([10000, 1, 28, 28])
+        ``load_mnist("fashion-mnist", split="test")`` reads Debian's Fashion-MNIST; any folder
+        holding the split's two IDX files under their published names reads the same:
+
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import numpy as np
+        >>> from mltricks.data import load_mnist
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> def write_idx(name, array):  # header: 0, 0, type 0x08 (bytes), ndim, then each size
+        ...     sizes = b"".join(n.to_bytes(4, "big") for n in array.shape)
+        ...     data = bytes([0, 0, 8, array.ndim]) + sizes + array.astype(np.uint8).tobytes()
+        ...     _ = (folder / name).write_bytes(data)
+        >>> write_idx("t10k-images-idx3-ubyte", np.zeros((3, 28, 28)))
+        >>> write_idx("t10k-labels-idx1-ubyte", np.array([7, 2, 1]))
+        >>> images, labels = load_mnist(folder, split="test")
+        >>> images.shape, labels.tolist()
+        (torch.Size([3, 1, 28, 28]), [7, 2, 1])
     """
     check_choice("split", split, tuple(_MNIST_FILES))
     check_number("num_classes", num_classes, low=1, integer=True)
@@ -184,6 +252,9 @@ _ALLOWED_GLOBALS = {
     ("numpy", "ndarray"),
     ("numpy", "dtype"),
     ("_codecs", "encode"),
+    # pickle protocol 5 (Python 3's highest) stores an array as its buffer, read back by this
+    ("numpy.core.numeric", "_frombuffer"),
+    ("numpy._core.numeric", "_frombuffer"),
 }
 
 
@@ -228,22 +299,39 @@ def _cifar_root(path: Path, folder: str) -> Path:
     return path / folder if (path / folder).is_dir() else path
 
 
-def _cifar_batch(file: Path, label_key: bytes, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+def _str_keys(content: Any) -> Any:
+    """A dict's ``bytes`` keys as ``str`` (the published batches were pickled by Python 2, whose
+    strings load as bytes; batches pickled again by Python 3 have ``str`` keys)."""
+    if not isinstance(content, dict):
+        return content
+    return {
+        key.decode("latin-1") if isinstance(key, bytes) else key: value
+        for key, value in content.items()
+    }
+
+
+def _cifar_batch(file: Path, label_key: str, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """The images ``(N, 3, 32, 32)`` uint8 and labels ``(N,)`` of one batch file, checked."""
-    batch = load_data_pickle(file)
-    if not isinstance(batch, dict) or b"data" not in batch or label_key not in batch:
+    batch = _str_keys(load_data_pickle(file))
+    if not isinstance(batch, dict) or "data" not in batch or label_key not in batch:
         found = sorted(map(repr, batch))[:10] if isinstance(batch, dict) else type(batch).__name__
         raise ValueError(
             f"'{file}' is not a CIFAR-{num_classes} batch: expected a dict with the keys "
-            f"b'data' and {label_key!r}; found {found}"
+            f"b'data' and b{label_key!r} (or the str keys 'data' and {label_key!r}); found "
+            f"{found}"
         )
-    data = np.asarray(batch[b"data"])
+    try:
+        data, labels = np.asarray(batch["data"]), np.asarray(batch[label_key])
+    except (TypeError, ValueError) as error:  # e.g. ragged lists
+        raise ValueError(
+            f"'{file}': 'data' or {label_key!r} is not an array ({error}); expected a CIFAR "
+            "batch's (N, 3072) bytes and N integer labels"
+        ) from None
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
         raise ValueError(
-            f"'{file}': b'data' holds {data.dtype} values of shape {data.shape}; expected "
+            f"'{file}': 'data' holds {data.dtype} values of shape {data.shape}; expected "
             "unsigned bytes of shape (N, 3072), one 32x32 RGB image per row"
         )
-    labels = np.asarray(batch[label_key])
     if labels.ndim != 1 or (labels.size and labels.dtype.kind not in "iu"):
         raise ValueError(
             f"'{file}': {label_key!r} holds {labels.dtype} values of shape {labels.shape}; "
@@ -275,6 +363,8 @@ def load_cifar(
         FileNotFoundError: the folder or a batch file of the split is missing.
         ValueError: naming the file: a damaged pickle, a batch without ``data`` and labels, a
             label count different from the image count, or a label out of range.
+        pickle.UnpicklingError: naming the file: it names code to run (a crafted file; nothing
+            it names is run).
     """
     check_choice("split", split, ("train", "test"))
     check_choice("num_classes", num_classes, (10, 100))
@@ -282,11 +372,11 @@ def load_cifar(
     if num_classes == 10:
         root = _cifar_root(given, "cifar-10-batches-py")
         names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
-        meta_name, meta_key, label_key = "batches.meta", b"label_names", b"labels"
+        meta_name, meta_key, label_key = "batches.meta", "label_names", "labels"
     else:
         root = _cifar_root(given, "cifar-100-python")
         names = [split]
-        meta_name, meta_key, label_key = "meta", b"fine_label_names", b"fine_labels"
+        meta_name, meta_key, label_key = "meta", "fine_label_names", "fine_labels"
     missing = [name for name in names if not (root / name).is_file()]
     if missing:
         raise FileNotFoundError(
@@ -296,7 +386,7 @@ def load_cifar(
     batches = [_cifar_batch(root / name, label_key, num_classes) for name in names]
     class_names = [str(i) for i in range(num_classes)]
     if (root / meta_name).exists():
-        meta = load_data_pickle(root / meta_name)
+        meta = _str_keys(load_data_pickle(root / meta_name))
         found = meta.get(meta_key) if isinstance(meta, dict) else None
         if not isinstance(found, list) or len(found) != num_classes:
             raise ValueError(

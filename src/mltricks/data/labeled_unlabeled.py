@@ -138,8 +138,11 @@ def semi_supervised_loader(
     when there is at least one full batch.
 
     Args:
-        labeled_x, labeled_y, unlabeled_x, unlabeled_ratio, num_classes: as in
-            ``LabeledUnlabeledDataset``.
+        labeled_x: as in ``LabeledUnlabeledDataset``.
+        labeled_y: as in ``LabeledUnlabeledDataset``.
+        unlabeled_x: as in ``LabeledUnlabeledDataset``.
+        unlabeled_ratio: as in ``LabeledUnlabeledDataset``.
+        num_classes: as in ``LabeledUnlabeledDataset``.
         batch_size: labeled samples per batch.
         random_state: an int seeds both the unlabeled permutation and the shuffling (each its
             own generator, so the batches do not depend on other randomness); a

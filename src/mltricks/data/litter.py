@@ -1,8 +1,8 @@
 """The "litter on forest floor" scene style: four litter kinds among benign look-alikes.
 
-SEED.md's detection data set: photos of forest floor with litter (plastic, metal, paper, glass)
-annotated by boxes, and natural objects that are easily confused with litter (reflecting puddles,
-colourful blossoms, berries) left unlabeled. This style draws the same situation in RGB:
+The detection data set of docs/systems/faster-rcnn.md: photos of forest floor with litter
+(plastic, metal, paper, glass) annotated by boxes, and natural objects that are easily confused
+with litter (reflecting puddles, colourful blossoms, berries) left unlabeled. This style draws the same situation in RGB:
 
 - background: a brown, low-frequency-noise soil with scattered leaves and twigs;
 - objects (labeled, classes from 1): ``plastic`` (a saturated bottle with a cap), ``metal`` (a

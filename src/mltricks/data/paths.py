@@ -58,8 +58,12 @@ def resolve_data_path(path: str | Path) -> Path:
             gives the install command and the format of a folder to pass instead.
 
     Example:
-        >>> resolve_data_path("fashion-mnist")  # doctest: +SKIP
-        PosixPath('/usr/share/datasets/fashion-mnist')
+        >>> from pathlib import Path
+        >>> from mltricks.data import DATA_SETS, resolve_data_path
+        >>> resolve_data_path("~/mnist") == Path("~/mnist").expanduser()  # a path: as given
+        True
+        >>> str(DATA_SETS["fashion-mnist"].folder)  # "fashion-mnist", once its package is in
+        '/usr/share/datasets/fashion-mnist'
     """
     given = Path(path).expanduser()
     location = DATA_SETS.get(str(path).strip().lower())

@@ -8,14 +8,16 @@ Nothing here downloads anything.
   that train and evaluation never share a module. Every Python install has this text, so it is
   the default corpus of masked-language-model fine-tuning.
 - ``load_text_csv`` / ``load_labeled_text_csv``: one text column (tweets such as the earthquake
-  tweets of SEED.md) or title, text and binary label columns (the Kaggle fake/real news layout)
-  from a CSV file; a missing column gives an error that lists the columns found.
+  tweets of docs/systems/bert-mlm.md) or title, text and binary label columns (the Kaggle
+  fake/real news layout) from a CSV file; a missing column gives an error that lists the columns
+  found.
 - ``load_real_vs_generated_docstrings``: a labeled (title, body) corpus built offline. It is
   **not news**: class 0 are real standard-library docstrings (title = summary line, body = the
   rest), class 1 are machine-generated imitations of them from a word-bigram Markov chain fitted
   on the real titles and bodies, each as long (in words) as a randomly chosen real docstring. It
-  stands in for the fake-news data of SEED.md when no CSV is given; it tests whether surface
-  statistics tell real text from generated text, not whether they detect misinformation.
+  stands in for the fake-news data of docs/systems/fake-news.md when no CSV is given; it tests
+  whether surface statistics tell real text from generated text, not whether they detect
+  misinformation.
 """
 
 from __future__ import annotations

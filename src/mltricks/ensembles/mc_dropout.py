@@ -14,11 +14,14 @@ path, multi-layer RNNs) get their own ``training`` flag switched on too, so thei
 sampled on every call, also under ``torch.no_grad``. Dropout applied with
 ``torch.nn.functional.dropout`` inside any other ``forward`` follows that module's own
 ``training`` flag, which the wrapper cannot switch without also switching BatchNorm; the first
-call detects such calls and raises an error naming the module.
+call detects such calls and raises an error naming the module. Dropout that PyTorch itself
+ignores (``dropout=`` of a one-layer RNN, which acts only between layers) is named too: an error
+when it is the model's only dropout, a warning otherwise.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -30,6 +33,7 @@ from torch.nn.modules.dropout import _DropoutNd
 from mltricks._utils.checks import check_number
 from mltricks._utils.deprecation import renamed_argument
 from mltricks._utils.randomness import seed_from
+from mltricks._utils.state import get_rng_state, set_rng_state
 from mltricks.ensembles._functional_dropout import no_functional_dropout
 
 # Modules whose own ``training`` flag governs only their built-in dropout: attention dropout
@@ -69,8 +73,10 @@ class MCDropout(nn.Module):
             (``CPU_BATCHED_BYTES``), a loop of T passes beyond (each pass then stays in cache;
             measured in ``benchmarks/bench_ensembles.py``); on an accelerator, one batched pass,
             where a single large kernel is the usual winner (not measured here: no GPU on the
-            benchmark machine). True forces the batched pass (T times the memory); False forces
-            the loop.
+            benchmark machine). Should the batched pass fail (a model tied to its batch size,
+            out of memory), the call falls back to the loop, from the same random state, and
+            that input shape stays looped. True forces the batched pass (T times the memory);
+            False forces the loop.
         random_state: None draws the masks from torch's global generator (like dropout in
             training); an int draws them from that seed on every call, leaving the global
             generator untouched (the same input then gives the same samples); a
@@ -114,10 +120,27 @@ class MCDropout(nn.Module):
                 "MCDropout keeps dropout modules stochastic at test time, so add one (dropout "
                 "called as torch.nn.functional.dropout cannot be controlled)"
             )
+        ignored = "; ".join(
+            f"{name or 'the model'} ({type(m).__name__}) has {why}"
+            for name, m in model.named_modules()
+            if (why := _ignored_dropout(m)) is not None
+        )
         if all(rate == 0 for rate in rates.values()):
+            if ignored:
+                raise ValueError(
+                    f"{ignored}: PyTorch ignores that dropout, so all samples would be "
+                    "identical; use num_layers >= 2 or an nn.Dropout module on the RNN's output"
+                )
             raise ValueError(
                 f"every dropout module of {type(model).__name__} has p=0 "
                 f"({', '.join(rates)}): all samples would be identical"
+            )
+        if ignored:
+            warnings.warn(
+                f"MCDropout: {ignored}: PyTorch ignores that dropout, so only the other dropout "
+                "modules make the samples differ",
+                UserWarning,
+                stacklevel=2,
             )
         self.model = model
         self.num_samples = num_samples
@@ -126,6 +149,7 @@ class MCDropout(nn.Module):
         self.dropout_names = tuple(rates)
         self._checked = False
         self._footprints: dict[tuple[Any, ...], int] = {}  # input shape, dtype -> bytes
+        self._batched_failed: set[tuple[Any, ...]] = set()  # (B, ...) shapes, dtypes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``num_samples`` stochastic outputs ``(T, B, ...)`` for inputs ``(B, ...)``."""
@@ -155,28 +179,41 @@ class MCDropout(nn.Module):
 
         With ``batched=None``: on an accelerator, always; on the CPU, when the batched pass's
         largest activation, ``T * B`` times the largest module output of one sample, fits in
-        ``CPU_BATCHED_BYTES`` (about the size of a CPU's cache). One sample's largest output is
-        measured once per input shape and dtype, by one pass on ``x[:1]`` that leaves the
-        random state as it was; the choice depends on shapes only, never on timing, so seeded
-        samples are the same on every machine.
+        ``CPU_BATCHED_BYTES`` (about the size of a CPU's cache), and unless a batched pass on
+        this input shape failed before. One sample's largest output is measured once per input
+        shape and dtype, by one pass on ``x`` itself (the batch the loop would run, so a model
+        tied to its batch size is never given another) that leaves the random state as it
+        was; the choice depends on shapes only, never on timing, so seeded samples are the
+        same on every machine.
         """
         if self.batched is not None:
             return self.batched
+        if (tuple(x.shape), x.dtype) in self._batched_failed:
+            return False
         if x.device.type != "cpu":
             return True
         key = (tuple(x.shape[1:]), x.dtype)
         if key not in self._footprints:
-            self._footprints[key] = _largest_output_bytes(self.model, x[:1])
+            self._footprints[key] = _largest_output_bytes(self.model, x) // max(len(x), 1)
         return self.num_samples * x.shape[0] * self._footprints[key] <= CPU_BATCHED_BYTES
 
     def _sample(self, x: torch.Tensor) -> torch.Tensor:
         T, B = self.num_samples, x.shape[0]
-        if not self.uses_batched(x):
-            return torch.stack([_tensor(self.model(x)) for _ in range(T)])
-        # (B, ...) -> (T * B, ...): sample t holds rows t*B .. (t+1)*B - 1
-        repeated = x.unsqueeze(0).expand(T, *x.shape).reshape(T * B, *x.shape[1:])
-        output = _tensor(self.model(repeated))
-        return output.view(T, B, *output.shape[1:])
+        if self.uses_batched(x):
+            # (B, ...) -> (T * B, ...): sample t holds rows t*B .. (t+1)*B - 1
+            repeated = x.unsqueeze(0).expand(T, *x.shape).reshape(T * B, *x.shape[1:])
+            start = get_rng_state()
+            try:
+                output = _tensor(self.model(repeated))
+                return output.view(T, B, *output.shape[1:])
+            except Exception:
+                if self.batched is not None:
+                    raise
+            # automatic mode: the loop runs the model on x as given, which may work where T
+            # copies of it fail; from the same random state, so it samples as batched=False would
+            self._batched_failed.add((tuple(x.shape), x.dtype))
+            set_rng_state(start)
+        return torch.stack([_tensor(self.model(x)) for _ in range(T)])
 
 
 def _largest_output_bytes(model: nn.Module, sample: torch.Tensor) -> int:
@@ -201,10 +238,22 @@ def _rate(module: nn.Module) -> float | None:
     """The dropout rate a module applies while training, None for a module without dropout."""
     if isinstance(module, _DropoutNd):
         return float(module.p)
-    if isinstance(module, nn.MultiheadAttention | nn.RNNBase):
+    if isinstance(module, nn.RNNBase):  # dropout acts between stacked layers only
+        return float(module.dropout) if module.num_layers > 1 else 0.0
+    if isinstance(module, nn.MultiheadAttention):
         return float(module.dropout)
     if isinstance(module, DROPOUT_CARRIERS):
         return 0.0  # its dropout lives in submodules, listed on their own; the flag matters
+    return None
+
+
+def _ignored_dropout(module: nn.Module) -> str | None:
+    """Why PyTorch ignores a module's ``dropout=`` setting, None when it applies it."""
+    if isinstance(module, nn.RNNBase) and module.dropout > 0 and module.num_layers == 1:
+        return (
+            f"dropout={module.dropout:g} with num_layers=1, and an RNN applies its dropout "
+            "only between stacked layers"
+        )
     return None
 
 

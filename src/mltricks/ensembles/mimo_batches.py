@@ -174,8 +174,13 @@ def mimo_loader(
 
     Args:
         data: ``inputs, targets`` tensors, or one ``Dataset`` of ``(input, target)`` pairs.
-        num_members, batch_size, rho, batch_repetitions, drop_last, random_state: see
-            ``MIMOBatchSampler``; ``R = batch_size * batch_repetitions`` rows per member.
+        num_members: see ``MIMOBatchSampler``.
+        batch_size: see ``MIMOBatchSampler``; ``R = batch_size * batch_repetitions`` rows per
+            member.
+        rho: see ``MIMOBatchSampler``.
+        batch_repetitions: see ``MIMOBatchSampler``.
+        drop_last: see ``MIMOBatchSampler``.
+        random_state: see ``MIMOBatchSampler``.
         num_workers: ``DataLoader`` worker processes.
 
     Example:

@@ -12,7 +12,7 @@ Return convention: data come as ``Dataset``s (``TokenizedTexts``, ``FixedMasks``
 collators; step functions return ``(loss, {name: float})`` as ``mltricks.lab.engine.fit``
 expects; score functions return per-text tensors ``(B,)`` in a dict, and metric functions plain
 floats. Randomness comes from ``random_state`` (an int, a ``torch.Generator`` or None; ``seed=``
-is a deprecated alias until the next release).
+is a deprecated alias: deprecated in 0.2.0, removed in 0.3.0).
 """
 
 from mltricks._utils.extras import MissingExtraError, missing_modules

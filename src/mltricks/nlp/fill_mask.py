@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from mltricks._utils.checks import check_number
+from mltricks._utils.hooks import eval_mode
 from mltricks._utils.state import model_device
 
 
@@ -22,9 +23,17 @@ def fill_mask(
     Returns:
         One list per mask, in text order, of ``(token, probability)`` sorted by probability.
 
-    Example (the shape of the output; the values depend on the model):
-        >>> fill_mask(model, tokenizer, "Return the [MASK] of the list.", top_k=3)
-        [[('length', 0.41), ('number', 0.22), ('sum', 0.05)]]
+    Example:
+        A fine-tuned model answers like ``[[('length', 0.41), ('number', 0.22), ('sum', 0.05)]]``;
+        an untrained one gives the same shape:
+
+        >>> from mltricks.nlp import fill_mask, small_masked_lm, train_wordpiece_tokenizer
+        >>> tokenizer = train_wordpiece_tokenizer(
+        ...     ["Return the length of the list."] * 20, vocab_size=100, min_frequency=1)
+        >>> model = small_masked_lm(tokenizer, hidden_size=32, num_layers=1, num_heads=2)
+        >>> answer = fill_mask(model, tokenizer, "Return the [MASK] of the list.", top_k=3)
+        >>> len(answer), len(answer[0])  # one list per mask, top_k (token, probability) pairs
+        (1, 3)
     """
     check_number("top_k", top_k, low=1, integer=True)
     mask = tokenizer.mask_token
@@ -33,13 +42,9 @@ def fill_mask(
     encoded = tokenizer(text, return_tensors="pt", truncation=True)
     input_ids = encoded["input_ids"].to(model_device(model))
     attention_mask = encoded["attention_mask"].to(input_ids.device)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[0]
-    finally:
-        model.train(was_training)
+    # every module gets its own mode back (model.train(was_training) would set them all)
+    with eval_mode(model), torch.no_grad():
+        logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[0]
     positions = (input_ids[0] == tokenizer.mask_token_id).nonzero().flatten()
     if len(positions) == 0:
         raise ValueError(

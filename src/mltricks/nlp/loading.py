@@ -5,10 +5,16 @@ A directory written by ``model.save_pretrained(path)`` and ``tokenizer.save_pret
 masked-LM head (a bare ``BertModel``, a sequence classifier), or no tokenizer, is refused with
 an error that says what is missing: transformers would otherwise start the head from random
 weights with only a warning, and fine-tuning would silently measure a different model.
+
+A pickled checkpoint (``pytorch_model.bin``) is read with ``torch.load(weights_only=True)``,
+which refuses a file that names code to run; the error names the file and the safe ways to
+load the model (safetensors), never the unsafe switch that torch's own message suggests.
 """
 
 from __future__ import annotations
 
+import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +42,9 @@ def load_masked_lm(path: str | Path) -> tuple[nn.Module, Any]:
     Raises:
         FileNotFoundError: ``path`` is not an existing directory.
         ValueError: no ``config.json``, no tokenizer, a tokenizer without a mask token, a model
-            type without a masked-LM class, or a checkpoint without the masked-LM head.
+            type without a masked-LM class, a checkpoint without the masked-LM head, or a
+            pickled checkpoint (``.bin``) that holds more than tensors (refused unread: it
+            could run code).
     """
     from transformers import AutoModelForMaskedLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -72,6 +80,9 @@ def load_masked_lm(path: str | Path) -> tuple[nn.Module, Any]:
             f"the model in '{folder}' has no masked-LM form in transformers (model type of its "
             "config.json); use a BERT-like encoder such as bert, distilbert or roberta"
         ) from None
+    except pickle.UnpicklingError as error:
+        # from None: torch's message suggests weights_only=False, which would run the code
+        raise ValueError(_unsafe_checkpoint(folder, str(error))) from None
     finally:
         hf_logging.set_verbosity(verbosity)
     prefix = f"{model.base_model_prefix}."
@@ -88,3 +99,19 @@ def load_masked_lm(path: str | Path) -> tuple[nn.Module, Any]:
             f"only {model.get_input_embeddings().num_embeddings}: they do not belong together"
         )
     return model.eval(), tokenizer
+
+
+def _unsafe_checkpoint(folder: Path, message: str) -> str:
+    """Why a pickled checkpoint in ``folder`` was refused, and how to load the model safely."""
+    files = sorted(folder.glob("*.bin"))
+    if len(files) == 1:
+        where = f"'{files[0]}'"
+    else:
+        where = f"a pickled checkpoint in '{folder}' ({', '.join(f.name for f in files) or '.bin'})"
+    named = re.search(r"GLOBAL (\S+)", message)
+    what = f" (it names {named.group(1)})" if named else ""
+    return (
+        f"{where} holds objects other than tensors{what} and was refused: unpickling it could "
+        "run code. Load the model from safetensors instead: save_pretrained(path) writes "
+        "model.safetensors by default; ask the checkpoint's publisher for that file"
+    )

@@ -6,6 +6,12 @@ fresh optimizer and the same random state, on the same batches; a least-squares 
 through its batch losses, and the candidate with the steepest negative slope wins. Resampling the
 batches (a pairs bootstrap of the line fit) gives an interval on each slope and tells whether the
 pick is stable.
+
+A candidate whose loss explodes and then partly recovers can have the steepest slope of all, so
+the slope alone would pick a rate that diverges. As in fastai's and torch-lr-finder's range tests,
+a candidate counts as diverged once a batch loss exceeds a multiple of its starting loss
+(``divergence_threshold``) or stops being finite; it is never picked, and a pick next to a
+diverged candidate is not called stable.
 """
 
 from __future__ import annotations
@@ -53,16 +59,19 @@ class LRRangeTestResult:
     Attributes:
         lrs: ``(n_lrs,)`` candidate learning rates, in the order given.
         losses: ``(n_lrs, num_batches)`` training loss of each batch before its update; NaN
-            after a candidate diverged.
+            after a candidate diverged (the loss that crossed ``divergence_threshold`` is kept,
+            a non-finite one is NaN).
         slopes: ``(n_lrs,)`` least-squares slope of loss against batch index (NaN if diverged).
         slope_intervals: ``(n_lrs, 2)`` bootstrap percentile interval of each slope.
-        diverged: ``(n_lrs,)`` True where a loss became NaN or infinite.
-        best_lr: the candidate with the steepest negative slope, or None when no slope is
-            negative.
+        diverged: ``(n_lrs,)`` True where a loss became NaN or infinite or exceeded
+            ``divergence_threshold`` times the starting loss.
+        best_lr: the candidate with the steepest negative slope among those that did not
+            diverge, or None when no such slope is negative.
         naive_best_lr: the largest drop from the first to the last batch loss (the naive rule),
             or None when no loss dropped.
         pick_frequency: ``(n_lrs,)`` share of bootstrap resamples in which each candidate wins.
-        stable: True when ``best_lr`` wins in at least ``stability`` of the resamples.
+        stable: True when ``best_lr`` wins in at least ``stability`` of the resamples and
+            neither of its neighbours in the sorted grid diverged.
         message: a sentence on the outcome (why ``best_lr`` is None, or how stable it is).
     """
 
@@ -132,6 +141,7 @@ def lr_range_test(
     optimizer: str | OptimizerFactory = "sgd",
     num_bootstrap: int = 200,
     stability: float = 0.9,
+    divergence_threshold: float | None = 4.0,
     random_state: NumpyRandomState = 0,
 ) -> LRRangeTestResult:
     """Pick a learning rate by the slope of the batch losses each candidate produces.
@@ -152,6 +162,11 @@ def lr_range_test(
             a callable ``(params, lr) -> Optimizer``.
         num_bootstrap: resamples of the batches for the slope intervals (0 disables them).
         stability: share of resamples the pick must win to count as ``stable``.
+        divergence_threshold: a candidate has diverged (is stopped, never picked) once a batch
+            loss exceeds this multiple (> 1) of its first batch loss. 4 is the multiple at
+            which fastai's ``lr_find`` stops (it compares a smoothed loss with its best so far;
+            torch-lr-finder's ``diverge_th`` is 5). It applies when the first loss is positive
+            (cross-entropy, squared error); None keeps only the non-finite rule.
         random_state: randomness of the bootstrap: an int seed, a ``np.random.Generator`` (used
             as is) or ``RandomState``, or None (seeded by the system).
 
@@ -169,6 +184,8 @@ def lr_range_test(
     check_number("num_batches", num_batches, low=2, integer=True)
     check_number("num_bootstrap", num_bootstrap, low=0, integer=True)
     check_number("stability", stability, low=0.0, high=1.0)
+    if divergence_threshold is not None:
+        check_number("divergence_threshold", divergence_threshold, low=1.0, low_inclusive=False)
     make_optimizer = _optimizer_factory(optimizer)
     chosen = list(itertools.islice(iter(batches), num_batches))
     if len(chosen) < num_batches:
@@ -179,6 +196,7 @@ def lr_range_test(
     chosen = [_to_device(batch, device) for batch in chosen]
 
     losses = np.full((len(candidates), num_batches), np.nan)
+    diverged = np.zeros(len(candidates), dtype=bool)
     with preserved(model) as start:
         assert start is not None
         start_rng = get_rng_state()
@@ -193,19 +211,28 @@ def lr_range_test(
                 loss = loss_fn(model(inputs), targets)
                 value = float(loss.detach())
                 if not math.isfinite(value):
+                    diverged[i] = True
                     break
                 losses[i, b] = value
+                if _exploded(value, losses[i, 0], divergence_threshold):
+                    diverged[i] = True  # training on would only waste steps
+                    break
                 loss.backward()
                 opt.step()
 
-    diverged = ~np.isfinite(losses).all(axis=1)
     slopes = _slopes(np.arange(num_batches, dtype=float), losses)
     best = _pick(slopes, diverged)
     drops = np.where(diverged, -np.inf, losses[:, 0] - losses[:, -1])
     naive = int(np.argmax(drops)) if np.isfinite(drops).any() and drops.max() > 0 else None
 
     intervals, frequency = _bootstrap(losses, diverged, num_bootstrap, random_state)
-    stable = best is not None and num_bootstrap > 0 and frequency[best] >= stability
+    unstable_neighbour = None if best is None else _diverged_neighbour(candidates, diverged, best)
+    stable = (
+        best is not None
+        and num_bootstrap > 0
+        and frequency[best] >= stability
+        and unstable_neighbour is None
+    )
     if best is None:
         message = "no candidate's loss decreased (no negative slope); try smaller learning rates"
         if diverged.all():
@@ -217,8 +244,15 @@ def lr_range_test(
         )
         if num_bootstrap == 0:  # nothing measured, nothing to warn about
             message = f"best lr {candidates[best]:.3g} (num_bootstrap=0: stability not measured)"
-        elif not stable:
+        elif frequency[best] < stability:
             message += f" (below {stability:.0%}: the pick is not stable; use more batches)"
+        if unstable_neighbour is not None:
+            message += (
+                f"; its neighbour in the grid, lr {candidates[unstable_neighbour]:.3g}, "
+                "diverged, so the pick sits at the edge of divergence: not stable; a smaller lr "
+                "is safer"
+            )
+        if unstable_neighbour is not None or (num_bootstrap > 0 and not stable):
             warnings.warn(f"lr_range_test: {message}", stacklevel=2)
     return LRRangeTestResult(
         lrs=candidates,
@@ -264,6 +298,23 @@ def _to_device(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, dict):
         return {key: _to_device(value, device) for key, value in batch.items()}
     return batch
+
+
+def _exploded(value: float, first: float, threshold: float | None) -> bool:
+    """Whether a finite loss crossed the divergence threshold (only for a positive first loss,
+    where a multiple of it means "grew")."""
+    return threshold is not None and first > 0 and value > threshold * first
+
+
+def _diverged_neighbour(candidates: np.ndarray, diverged: np.ndarray, pick: int) -> int | None:
+    """Index of a diverged candidate next to ``pick`` in the sorted grid (the larger one first),
+    or None."""
+    order = np.argsort(candidates, kind="stable")
+    rank = int(np.flatnonzero(order == pick)[0])
+    for neighbour in (rank + 1, rank - 1):
+        if 0 <= neighbour < len(order) and diverged[order[neighbour]]:
+            return int(order[neighbour])
+    return None
 
 
 def _slopes(steps: np.ndarray, losses: np.ndarray) -> np.ndarray:
