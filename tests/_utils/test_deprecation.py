@@ -19,7 +19,9 @@ class _Sampler:
 
 def test_the_old_name_warns_and_is_passed_on_under_the_new_one():
     with pytest.warns(
-        DeprecationWarning, match=r"_draw\(\): 'seed' is deprecated; use 'random_state'"
+        DeprecationWarning,
+        match=r"_draw\(\): 'seed' is deprecated; use 'random_state'\. Deprecated in 0\.2\.0; "
+        r"the old form will be removed in 0\.3\.0\.$",
     ):
         assert _draw(3, seed=7) == (3, 7)
     with pytest.warns(DeprecationWarning, match=r"^_Sampler\(\): 'seed'") as caught:

@@ -59,7 +59,8 @@ def test_per_sample_eps_equals_separate_calls_and_clamp_holds():
     assert torch.allclose((free - x).abs(), torch.full_like(x, 2.0))
 
 
-def test_model_input_and_gradients_are_left_as_found():
+def test_runs_in_eval_mode_and_returns_a_new_detached_tensor():
+    # leaving the model and the input as found: tests/test_common_checks.py
     torch.manual_seed(0)
     model = nn.Sequential(
         nn.Flatten(),
@@ -68,26 +69,12 @@ def test_model_input_and_gradients_are_left_as_found():
         nn.ReLU(),
         nn.Dropout(0.5),
         nn.Linear(8, 3),
-    )
-    model.train()
-    model[2].eval()  # mixed modes come back module by module
-    model[1].weight.grad = torch.ones_like(model[1].weight)
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    modes = [m.training for m in model.modules()]
+    ).train()
     x = _batch().requires_grad_(True)
-    x.grad = torch.full_like(x, 7.0)
-    x_before = x.detach().clone()
     y = torch.tensor([0, 1, 2, 0, 1])
     first = fgsm(model, x, y, eps=0.1)
-    second = fgsm(model, x, y, eps=0.1)
-    assert torch.equal(first, second)  # eval mode: no dropout, no batch statistics
+    assert torch.equal(first, fgsm(model, x, y, eps=0.1))  # eval mode: no dropout, no batch stats
     assert not first.requires_grad and first.data_ptr() != x.data_ptr()
-    assert torch.equal(x.detach(), x_before) and torch.equal(x.grad, torch.full_like(x, 7.0))
-    assert [m.training for m in model.modules()] == modes
-    assert torch.equal(model[1].weight.grad, torch.ones_like(model[1].weight))
-    assert model[5].weight.grad is None
-    for key, value in model.state_dict().items():
-        assert torch.equal(value, before[key]), key
 
 
 def test_bad_input_gives_errors_naming_the_argument():
@@ -146,7 +133,9 @@ def test_tuple_output_counts_by_its_first_element():
 
 @pytest.mark.slow  # importing the anchor library takes seconds
 def test_matches_torchattacks():
-    torchattacks = pytest.importorskip("torchattacks")
+    # the Makefile installs torchattacks (without its pinned requests): this oracle always runs
+    import torchattacks
+
     torch.manual_seed(3)
     model = nn.Sequential(
         nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 36, 5)

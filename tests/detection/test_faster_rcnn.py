@@ -1,10 +1,12 @@
 import pytest
 import torch
+from torchvision.models import WeightsEnum
 from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_fpn
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from mltricks.data import make_scenes
 from mltricks.detection import faster_rcnn
+from mltricks.detection.faster_rcnn import BACKBONES
 
 TINY = {
     "min_size": 48,
@@ -37,6 +39,18 @@ def test_builder_puts_a_predictor_for_classes_plus_background():
     # random initialisation: every backbone layer trains, with ordinary BatchNorm
     assert all(p.requires_grad for p in model.parameters())
     assert not any(isinstance(m, FrozenBatchNorm2d) for m in model.modules())
+
+
+def test_no_backbone_downloads_weights(monkeypatch):
+    def download(*args, **kwargs):
+        raise AssertionError("faster_rcnn tried to download weights")
+
+    # every torchvision checkpoint is fetched through WeightsEnum.get_state_dict
+    monkeypatch.setattr(WeightsEnum, "get_state_dict", download)
+    for backbone in BACKBONES:
+        sizes = (8, 16, 32, 64, 128) if backbone == "resnet50" else TINY["anchor_sizes"]
+        model = faster_rcnn(2, backbone=backbone, **{**TINY, "anchor_sizes": sizes})
+        assert model.roi_heads.box_predictor.cls_score.out_features == 3
 
 
 @pytest.mark.parametrize("backbone", ["mobilenet_v3", "small"])

@@ -66,34 +66,6 @@ def test_matches_captum_on_a_cnn_with_batch_norm():
     assert torch.allclose(GuidedBackprop(model).attribute(x, target), theirs, atol=1e-6)
 
 
-def test_hooks_are_removed_after_success_and_after_an_error():
-    model = _one_relu()
-    model.train()
-    x = torch.rand(2, 2, requires_grad=True)
-    x.grad = torch.full_like(x, 3.0)
-    GuidedBackprop(model).attribute(x, 0)
-    assert _no_hooks(model) and model.training
-    assert torch.equal(x.grad, torch.full_like(x, 3.0))
-    with pytest.raises(ValueError, match="target"):
-        GuidedBackprop(model).attribute(x, 7)  # fails after the forward pass ran the hooks
-    assert _no_hooks(model) and all(m.training for m in model.modules())
-    assert torch._C._len_torch_function_stack() == 0
-
-    class Broken(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.net = _one_relu()
-
-        def forward(self, inputs):
-            self.net(inputs)
-            raise RuntimeError("boom")
-
-    broken = Broken()
-    with pytest.raises(RuntimeError, match="boom"):
-        GuidedBackprop(broken).attribute(x, 0)
-    assert _no_hooks(broken) and torch._C._len_torch_function_stack() == 0
-
-
 @pytest.mark.parametrize(
     "relu",
     [

@@ -1,4 +1,5 @@
-"""Deprecations that keep an old spelling working for one release, with a ``DeprecationWarning``.
+"""Deprecations that keep an old spelling working for one release, with a ``DeprecationWarning``
+that names the versions ("Deprecated in 0.2.0; the old form will be removed in 0.3.0.").
 
 ``renamed_argument("seed", "random_state")`` decorates a function (or a class's ``__init__``)
 whose keyword argument was renamed: a call with the old name warns and is passed on under the new
@@ -16,6 +17,10 @@ from typing import Any, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# the release that deprecates (nothing was released before it) and the one that removes
+DEPRECATED_IN = "0.2.0"
+REMOVED_IN = "0.3.0"
+
 
 def _public_name(func: Callable[..., Any]) -> str:
     """``"FewShotTasks"`` for ``FewShotTasks.__init__``, ``"make_bags"`` for a function."""
@@ -23,13 +28,20 @@ def _public_name(func: Callable[..., Any]) -> str:
     return name.removesuffix(".__init__")
 
 
-def deprecation_warning(message: str, *, stacklevel: int = 3) -> None:
-    """Emit ``message`` as a ``DeprecationWarning`` that says when the old form goes.
+def deprecation_warning(
+    message: str,
+    *,
+    since: str = DEPRECATED_IN,
+    removed_in: str = REMOVED_IN,
+    stacklevel: int = 3,
+) -> None:
+    """Emit ``message`` as a ``DeprecationWarning`` that names the versions: the one that
+    deprecates the old form and the one that removes it.
 
     ``stacklevel`` 3 points at the caller of the function that calls this one.
     """
     warnings.warn(
-        f"{message} The old form will be removed in the next release.",
+        f"{message} Deprecated in {since}; the old form will be removed in {removed_in}.",
         DeprecationWarning,
         stacklevel=stacklevel,
     )

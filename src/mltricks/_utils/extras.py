@@ -24,6 +24,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "nlp": ("transformers", "tokenizers"),
     "tensorboard": ("tensorboard",),
     "mlflow": ("mlflow",),
+    "dask": ("distributed",),
 }
 
 

@@ -7,6 +7,9 @@ module in the train/eval mode it had, whatever happens inside the block. They ar
 never write to weights or parameter gradients.
 
 Example:
+    >>> import torch
+    >>> from torch import nn
+    >>> from mltricks._utils.hooks import eval_mode, forward_hooks
     >>> model = nn.Sequential(nn.Linear(2, 2), nn.ReLU())
     >>> with eval_mode(model), forward_hooks([model[1]], lambda m, i, o: None):
     ...     _ = model(torch.zeros(1, 2))

@@ -1,8 +1,13 @@
 """Snapshots of a model and of the global random state, restored exactly.
 
-Techniques that touch a model (lr_range_test, attacks, explainers, reptile) leave it as they
-found it: weights and buffers, train/eval mode of every module, ``requires_grad`` and ``.grad`` of
-every parameter. ``preserved`` restores all of that on exit, also when an error is raised.
+A technique that trains a model it must give back unchanged (``lr_range_test`` trains every
+candidate from the same start) snapshots it: weights and buffers, train/eval mode of every module,
+``requires_grad`` and ``.grad`` of every parameter. ``preserved`` restores all of that, and the
+global random state, on exit, also when an error is raised. ``get_rng_state`` / ``set_rng_state``
+alone serve a technique that draws from the global generators and must leave them as they were
+(``MCDropout``, ``lr_range_test``); ``model_device`` tells where a model lives (``reptile``,
+``adapt``, ``mltricks.nlp.fill_mask``). Techniques that only hook into a model or switch its mode
+(attacks, explainers) use the lighter ``mltricks._utils.hooks`` instead.
 """
 
 from __future__ import annotations

@@ -10,12 +10,12 @@ Return convention: an attack returns the adversarial batch, a detached tensor sh
 (as torchattacks and captum's attacks do), so attacks swap for one another. With
 ``return_result=True`` it returns an ``AttackResult`` instead: that tensor as ``.adversarial``
 and per-sample ``.success`` (``CarliniWagnerResult`` adds ``l2``, ``margin`` and ``c``). Until
-the next release ``carlini_wagner`` called without ``return_result`` still returns its result
-object, with a ``DeprecationWarning``.
+0.3.0 ``carlini_wagner`` called without ``return_result`` still returns its result object, with
+a ``DeprecationWarning`` (deprecated in 0.2.0).
 """
 
-from mltricks.attacks.carlini_wagner import CarliniWagnerResult, carlini_wagner
+from mltricks.attacks.carlini_wagner import carlini_wagner
 from mltricks.attacks.fgsm import fgsm
-from mltricks.attacks.result import AttackResult
+from mltricks.attacks.result import AttackResult, CarliniWagnerResult
 
 __all__ = ["AttackResult", "CarliniWagnerResult", "carlini_wagner", "fgsm"]

@@ -7,8 +7,9 @@ sample,
     ||x - x0||_2^2 + c * max(max_{j != t} z_j - z_t, -kappa)
 
 with ``z`` the logits (``space="logits"``, the paper's choice) or the softmax probabilities
-(``space="probs"``, as SEED.md writes the criterion). The second term is the *margin*: negative
-once the target wins, and ``kappa`` asks it to win by that much. Every iterate that reaches the
+(``space="probs"``, as docs/systems/adversarial-attacks.md quotes the original criterion). The
+second term is the *margin*: negative once the target wins, and ``kappa`` asks it to win by that
+much. Every iterate that reaches the
 target is a candidate; the smallest-L2 one per sample is kept. An optional binary search
 adjusts ``c`` per sample: halve the gap towards a smaller ``c`` after a success, grow it after a
 failure. The model runs in eval mode, its parameter gradients are never touched, and it comes
@@ -19,48 +20,28 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from mltricks._utils.checks import check_choice, check_number
-from mltricks._utils.deprecation import deprecation_warning
-from mltricks._utils.hooks import eval_mode
-from mltricks.attacks._carlini_wagner_support import Adam, diagnose
-from mltricks.attacks._common import (
+from mltricks._utils.classifier import (
     check_clamp,
     check_inputs,
     check_target,
     class_scores,
 )
-from mltricks.attacks.result import AttackResult
+from mltricks._utils.deprecation import deprecation_warning
+from mltricks._utils.hooks import eval_mode
+from mltricks.attacks._carlini_wagner_diagnosis import diagnose
+from mltricks.attacks.result import CarliniWagnerResult
 
 SPACES = ("logits", "probs")
 # below this success rate the attack explains what most likely went wrong
 LOW_SUCCESS = 0.5
 # keeps atanh finite for inputs exactly on the bounds (the paper's 0.999999)
 _TANH_SHRINK = 1.0 - 1e-6
-
-
-@dataclass
-class CarliniWagnerResult(AttackResult):
-    """What ``carlini_wagner`` found (``return_result=True``).
-
-    Attributes:
-        adversarial: ``(B, ...)`` the smallest-L2 successful example per sample; the unchanged
-            input where the attack failed.
-        success: ``(B,)`` bool, True where some iterate reached the target by ``kappa``.
-        l2: ``(B,)`` Euclidean distance ``||adversarial - x||_2`` (0 for failures).
-        margin: ``(B,)`` ``max_{j != t} z_j - z_t`` of ``adversarial`` in the attack's space
-            (negative where the target wins).
-        c: ``(B,)`` the ``c`` that produced ``adversarial`` (the last ``c`` tried for failures).
-    """
-
-    l2: torch.Tensor
-    margin: torch.Tensor
-    c: torch.Tensor
 
 
 def carlini_wagner(
@@ -92,11 +73,11 @@ def carlini_wagner(
         binary_search_steps: extra runs that adjust ``c`` per sample by binary search (0: one
             run at ``c``).
         clamp: valid input range ``(low, high)``; the attack cannot leave it.
-        space: ``"logits"`` (default, the paper) or ``"probs"`` (softmax outputs, SEED.md).
+        space: ``"logits"`` (default, the paper) or ``"probs"`` (softmax outputs, as the original project).
         abort_early: stop a run once no sample's loss fell by 0.01% over a tenth of ``steps``.
         return_result: True returns the ``CarliniWagnerResult``, False the adversarial tensor
             (as ``fgsm``). Left out, it returns the result with a ``DeprecationWarning``: from
-            the next release the default is the tensor.
+            0.3.0 the default is the tensor.
 
     Returns:
         The adversarial batch shaped like ``x`` (the unchanged input where the attack failed),
@@ -202,7 +183,7 @@ def _run(
 ) -> tuple[torch.Tensor, ...]:
     """One Adam run at a fixed per-sample ``c``; updates the best successful examples."""
     w = w_start.clone().requires_grad_(True)
-    adam = Adam(w, lr)
+    adam = torch.optim.Adam([w], lr=lr)
     found = torch.zeros(len(x0), dtype=torch.bool, device=x0.device)
     shape = (-1, *([1] * (x0.dim() - 1)))
     # early abort (the paper's rule, per sample): every tenth of the run, compare each sample's
@@ -217,7 +198,7 @@ def _run(
             margin = _margin(_scores(model, candidate, space), labels)
             losses = l2sq + c * margin.clamp(min=-kappa)
             # the gradient of w only: the model's parameter gradients stay untouched
-            (gradient,) = torch.autograd.grad(losses.sum(), w)
+            (w.grad,) = torch.autograd.grad(losses.sum(), w)
         with torch.no_grad():
             reached = (margin < 0) & (margin <= -kappa)
             found |= reached
@@ -225,7 +206,7 @@ def _run(
             best_l2sq = torch.where(better, l2sq, best_l2sq)
             best = torch.where(better.view(shape), candidate, best)
             best_c = torch.where(better, c, best_c)
-        adam.step(gradient)
+        adam.step()
         if abort_early and step % check_every == 0:
             losses = losses.detach()
             if not bool((losses < previous * 0.9999).any()):

@@ -16,14 +16,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from mltricks._utils.checks import check_number
-from mltricks._utils.hooks import eval_mode
-from mltricks.attacks._common import (
+from mltricks._utils.classifier import (
     check_clamp,
     check_inputs,
     check_target,
     class_scores,
     looks_like_probabilities,
 )
+from mltricks._utils.hooks import eval_mode
 from mltricks.attacks.result import AttackResult
 
 

@@ -2,22 +2,31 @@
 
 Faster R-CNN (Ren et al. 2015, https://arxiv.org/abs/1506.01497): a region proposal network
 proposes boxes on backbone features, and a box head classifies and refines each proposal. The
-builder follows torchvision's fine-tuning recipe: build the model the checkpoint was trained as,
-load the checkpoint, then put a new box predictor for ``num_classes + 1`` outputs (background is
-class 0) on top. Nothing is downloaded: ``weights`` is a local file (for instance torchvision's
-COCO checkpoint, saved where the user keeps it); without it every weight is random.
+builder is torchvision's (``fasterrcnn_mobilenet_v3_large_fpn``, ``fasterrcnn_resnet50_fpn``)
+with nothing downloaded, resized where the arguments differ from torchvision's defaults (anchor
+sizes, box-head width), and torchvision's fine-tuning recipe on top: load the checkpoint, then
+put a new box predictor for ``num_classes + 1`` outputs (background is class 0). ``weights`` is
+a local file (for instance torchvision's COCO checkpoint, saved where the user keeps it); without
+it every weight is random.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 from torch import nn
-from torchvision.models.detection import FasterRCNN
+from torchvision.models.detection import (
+    FasterRCNN,
+    fasterrcnn_mobilenet_v3_large_fpn,
+    fasterrcnn_resnet50_fpn,
+)
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import mobilenet_backbone, resnet_fpn_backbone
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.rpn import RPNHead
 from torchvision.ops import MultiScaleRoIAlign
 from torchvision.ops.misc import FrozenBatchNorm2d
 
@@ -26,7 +35,31 @@ from mltricks.models.checkpoint import load_weights_file
 
 # backbone -> (layers that can be trained, feature maps, whether each map gets all anchor sizes)
 BACKBONES = {"mobilenet_v3": (6, 3, True), "resnet50": (5, 5, False), "small": (0, 1, True)}
+# torchvision's builders (random weights: weights=None, weights_backbone=None)
+_BUILDERS: dict[str, Callable[..., FasterRCNN]] = {
+    "mobilenet_v3": fasterrcnn_mobilenet_v3_large_fpn,
+    "resnet50": fasterrcnn_resnet50_fpn,
+}
+# the same backbones as torchvision's pretrained builders make them: frozen BatchNorm, the
+# stages below the top ``trainable`` ones frozen
+_PRETRAINED_BACKBONES: dict[str, Callable[[int], nn.Module]] = {
+    "mobilenet_v3": lambda trainable: mobilenet_backbone(
+        backbone_name="mobilenet_v3_large",
+        weights=None,
+        fpn=True,
+        norm_layer=FrozenBatchNorm2d,
+        trainable_layers=trainable,
+    ),
+    "resnet50": lambda trainable: resnet_fpn_backbone(
+        backbone_name="resnet50",
+        weights=None,
+        norm_layer=FrozenBatchNorm2d,
+        trainable_layers=trainable,
+    ),
+}
 ASPECT_RATIOS = (0.5, 1.0, 2.0)
+_RESOLUTION = 7  # torchvision's RoI pooling output size
+_FPN_CHANNELS = 256  # channels of every feature map of torchvision's FPN backbones
 _PREDICTOR = "roi_heads.box_predictor.cls_score.weight"
 
 
@@ -78,6 +111,7 @@ def faster_rcnn(
         ``boxes (n, 4)``, ``labels (n,)`` in ``1..num_classes`` and ``scores (n,)``.
 
     Example:
+        >>> from mltricks.detection import faster_rcnn
         >>> model = faster_rcnn(4, min_size=128, max_size=128)
         >>> model.roi_heads.box_predictor.cls_score.out_features
         5
@@ -104,45 +138,50 @@ def faster_rcnn(
         check_number("proposals", value, low=1, integer=True)
 
     state = _load(weights) if weights is not None else None
-    pretrained = state is not None
-    norm: type[nn.Module] = FrozenBatchNorm2d if pretrained else nn.BatchNorm2d
-    trainable = trainable_backbone_layers if pretrained else max_layers
-    resolution = 7  # torchvision's RoI pooling output size
-    if backbone == "mobilenet_v3":
-        body = mobilenet_backbone(
-            backbone_name="mobilenet_v3_large",
-            weights=None,
-            fpn=True,
-            norm_layer=norm,
-            trainable_layers=trainable,
-        )
-        sizes = (tuple(anchor_sizes),) * num_levels
-    elif backbone == "resnet50":
-        body = resnet_fpn_backbone(
-            backbone_name="resnet50", weights=None, norm_layer=norm, trainable_layers=trainable
-        )
-        sizes = tuple((size,) for size in anchor_sizes)
-    else:
+    # a checkpoint keeps its own predictor until it is loaded; ours comes after
+    classes = num_classes + 1 if state is None else int(state[_PREDICTOR].shape[0])
+    options: dict[str, Any] = {
+        "min_size": min_size,
+        "max_size": max_size,
+        "box_batch_size_per_image": box_batch_size_per_image,
+        "rpn_pre_nms_top_n_train": proposals[0],
+        "rpn_post_nms_top_n_train": proposals[0],
+        "rpn_pre_nms_top_n_test": proposals[1],
+        "rpn_post_nms_top_n_test": proposals[1],
+    }
+    if backbone == "small":
         body = small_backbone()
-        sizes = (tuple(anchor_sizes),)
-    checkpoint_classes = (
-        int(state[_PREDICTOR].shape[0]) if pretrained and state is not None else num_classes + 1
-    )
-    model = FasterRCNN(
-        body,
-        box_head=TwoMLPHead(body.out_channels * resolution**2, representation_size),
-        box_predictor=FastRCNNPredictor(representation_size, checkpoint_classes),
-        rpn_anchor_generator=AnchorGenerator(sizes, (ASPECT_RATIOS,) * num_levels),
-        box_roi_pool=MultiScaleRoIAlign(_feature_names(backbone), resolution, sampling_ratio=2),
-        min_size=min_size,
-        max_size=max_size,
-        box_batch_size_per_image=box_batch_size_per_image,
-        rpn_pre_nms_top_n_train=proposals[0],
-        rpn_post_nms_top_n_train=proposals[0],
-        rpn_pre_nms_top_n_test=proposals[1],
-        rpn_post_nms_top_n_test=proposals[1],
-        rpn_score_thresh=0.05 if backbone == "mobilenet_v3" else 0.0,  # torchvision's defaults
-    )
+        channels = cast(int, body.out_channels)
+        model = FasterRCNN(
+            body,
+            box_head=TwoMLPHead(channels * _RESOLUTION**2, representation_size),
+            box_predictor=FastRCNNPredictor(representation_size, classes),
+            rpn_anchor_generator=AnchorGenerator((tuple(anchor_sizes),), (ASPECT_RATIOS,)),
+            box_roi_pool=MultiScaleRoIAlign(["0"], _RESOLUTION, sampling_ratio=2),
+            **options,
+        )
+    else:
+        # the box head goes in at its width (torchvision's 1024 would cost a 12.8-million-weight
+        # initialisation to throw away); the predictor the builder sizes for 1024 is replaced
+        model = _BUILDERS[backbone](
+            weights=None,
+            weights_backbone=None,
+            num_classes=classes,
+            box_head=TwoMLPHead(_FPN_CHANNELS * _RESOLUTION**2, representation_size),
+            **options,
+        )
+        model.roi_heads.box_predictor = FastRCNNPredictor(representation_size, classes)
+        if state is not None:
+            model.backbone = _PRETRAINED_BACKBONES[backbone](trainable_backbone_layers)
+        if all_sizes_per_level:
+            sizes = (tuple(anchor_sizes),) * num_levels
+        else:
+            sizes = tuple((size,) for size in anchor_sizes)
+        if tuple(model.rpn.anchor_generator.sizes) != sizes:
+            # other anchors than torchvision's: an RPN head with one output per anchor
+            anchors = AnchorGenerator(sizes, (ASPECT_RATIOS,) * num_levels)
+            model.rpn.anchor_generator = anchors
+            model.rpn.head = RPNHead(_FPN_CHANNELS, anchors.num_anchors_per_location()[0])
     if state is not None:
         try:
             model.load_state_dict(state)
@@ -152,10 +191,9 @@ def faster_rcnn(
                 f"{len(anchor_sizes)} anchor sizes and representation_size={representation_size}: "
                 f"{error}"
             ) from None
-    if checkpoint_classes != num_classes + 1:
+    if classes != num_classes + 1:
         # torchvision's fine-tuning recipe: a fresh predictor for our classes + background
-        in_features = model.roi_heads.box_predictor.cls_score.in_features
-        model.roi_heads.box_predictor = FastRCNNPredictor(in_features, num_classes + 1)
+        model.roi_heads.box_predictor = FastRCNNPredictor(representation_size, num_classes + 1)
     return model
 
 
@@ -175,11 +213,6 @@ def small_backbone(width: int = 32) -> nn.Sequential:
     body = nn.Sequential(*layers)
     body.out_channels = channels  # type: ignore[assignment]  # what FasterRCNN reads
     return body
-
-
-def _feature_names(backbone: str) -> list[str]:
-    """Feature maps the box head pools from (torchvision's choice for its FPN backbones)."""
-    return ["0"] if backbone == "small" else ["0", "1", "2", "3"]
 
 
 def _check_sizes(sizes: tuple[int, ...], backbone: str, levels: int, all_per_level: bool) -> None:

@@ -16,9 +16,11 @@ Return convention: ``attribute`` returns a tensor shaped like ``x``; a curve fun
 ``(model, x, target, region_or_attribution, steps, *, fill, output)`` and returns a curve
 object with ``fractions`` ``(steps + 1,)`` (the share masked or deleted), ``scores``
 ``(B, steps + 1)`` and ``auc`` ``(B,)``: ``MaskingCurve`` and ``DeletionCurve`` (which adds the
-random-order baseline ``random_scores`` / ``random_auc``). Until the next release a
-``MaskingCurve`` used as a tensor acts as its ``scores`` (what ``masking_curve`` returned
-before), with a ``DeprecationWarning``. Randomness comes from ``random_state``: an int (the
+random-order baseline ``random_scores`` / ``random_auc``). Curves read probabilities by default
+(``output="probs"``, as RISE does); ``masking_curve`` reads logits when ``output`` is left out
+until 0.3.0, with a ``DeprecationWarning`` (deprecated in 0.2.0). Until 0.3.0 a ``MaskingCurve``
+used as a tensor acts as its ``scores`` (what ``masking_curve`` returned before), with a
+``DeprecationWarning``. Randomness comes from ``random_state``: an int (the
 same draws every call), a ``torch.Generator`` or None.
 """
 

@@ -7,7 +7,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from mltricks.attacks._common import check_inputs, check_target, class_scores
+from mltricks._utils.classifier import check_inputs, check_target, class_scores
 
 
 class Explainer(Protocol):

@@ -1,8 +1,8 @@
-"""Deprecated until the next release: a curve object that still acts as its ``scores`` tensor.
+"""Deprecated in 0.2.0, removed in 0.3.0: a curve object that still acts as its ``scores`` tensor.
 
 ``masking_curve`` returned a ``(B, steps + 1)`` tensor; it now returns a ``MaskingCurve``, as
-``deletion_curve`` returns a ``DeletionCurve``. Code written for the tensor keeps working for one
-release: indexing, methods (``.mean``, ``.tolist``), operators and ``torch`` functions reach
+``deletion_curve`` returns a ``DeletionCurve``. Code written for the tensor keeps working until
+0.3.0: indexing, methods (``.mean``, ``.tolist``), operators and ``torch`` functions reach
 ``scores``, each with a ``DeprecationWarning``. Delete this module with the deprecation.
 """
 
@@ -16,7 +16,7 @@ from mltricks._utils.deprecation import deprecation_warning
 
 
 class ScoresAsTensor:
-    """Until the next release, a ``MaskingCurve`` also behaves as its ``scores`` tensor (what
+    """Until 0.3.0, a ``MaskingCurve`` also behaves as its ``scores`` tensor (what
     ``masking_curve`` returned before), with a ``DeprecationWarning`` on every such use."""
 
     scores: torch.Tensor

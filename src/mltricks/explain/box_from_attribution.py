@@ -1,4 +1,6 @@
-"""Weak bounding boxes from attribution maps (SEED.md: bounding boxes from classification labels).
+"""Weak bounding boxes from attribution maps: bounding boxes from classification labels.
+
+The weak labels of the saliency system (docs/systems/saliency.md).
 
 A classifier trained on image labels alone says *what* is in the image; its attribution map says
 roughly *where*. Keep the most relevant pixels (those above the ``quantile`` of the map's

@@ -15,9 +15,9 @@ import torch
 from torch import nn
 
 from mltricks._utils.checks import check_choice, check_number
+from mltricks._utils.classifier import check_inputs, check_target, class_scores
 from mltricks._utils.hooks import eval_mode
 from mltricks._utils.randomness import torch_generator
-from mltricks.attacks._common import check_inputs, check_target, class_scores
 from mltricks.explain._common import pixel_relevance
 
 OUTPUTS = ("logits", "probs")

@@ -1,4 +1,6 @@
-"""Masking curves (SEED.md: gradually masking out one object decreases its class score).
+"""Masking curves: gradually masking out one object decreases its class score.
+
+The test of the saliency system (docs/systems/saliency.md).
 
 A region (an object's box or mask) is covered step by step, from its centre outwards, and the
 model's score for a class is read after every step. If the model relies on the object, the
@@ -14,8 +16,9 @@ import torch
 from torch import nn
 
 from mltricks._utils.checks import check_choice, check_number
+from mltricks._utils.classifier import check_inputs, check_target, class_scores
+from mltricks._utils.deprecation import deprecation_warning
 from mltricks._utils.hooks import eval_mode
-from mltricks.attacks._common import check_inputs, check_target, class_scores
 from mltricks.explain._scores_as_tensor import ScoresAsTensor
 
 OUTPUTS = ("logits", "probs")
@@ -48,7 +51,7 @@ def masking_curve(
     steps: int = 10,
     *,
     fill: float = 0.0,
-    output: str = "logits",
+    output: str | None = None,
 ) -> MaskingCurve:
     """The score of ``target`` while a growing part of ``region`` is set to ``fill``.
 
@@ -65,17 +68,22 @@ def masking_curve(
             ``(H, W)``.
         steps: masking steps after the untouched input.
         fill: the value masked pixels get.
-        output: ``"logits"`` or ``"probs"`` (softmax) scores.
+        output: ``"probs"`` (softmax, as ``deletion_curve`` and RISE read them) or
+            ``"logits"``. Left out, it is ``"logits"`` with a ``DeprecationWarning``: from 0.3.0
+            the default is ``"probs"``, as in ``deletion_curve``.
 
     Returns:
         ``MaskingCurve`` with ``fractions`` ``(steps + 1,)``, ``scores`` ``(B, steps + 1)``
-        (column ``k`` has the ``k / steps`` share masked) and their ``auc`` ``(B,)``. Until the
-        next release it also acts as the ``scores`` tensor it replaces, with a
-        ``DeprecationWarning``.
+        (column ``k`` has the ``k / steps`` share masked) and their ``auc`` ``(B,)``. Until 0.3.0
+        it also acts as the ``scores`` tensor it replaces, with a ``DeprecationWarning``.
 
     Example:
+        >>> import torch
+        >>> from torch import nn
+        >>> from mltricks.explain import masking_curve
         >>> model = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
-        >>> curve = masking_curve(model, torch.rand(2, 1, 4, 4), 1, torch.tensor([0, 0, 2, 2]))
+        >>> box = torch.tensor([0, 0, 2, 2])
+        >>> curve = masking_curve(model, torch.rand(2, 1, 4, 4), 1, box, output="probs")
         >>> curve.scores.shape, curve.auc.shape
         (torch.Size([2, 11]), torch.Size([2]))
     """
@@ -84,6 +92,12 @@ def masking_curve(
         raise ValueError(f"x must be images of shape (B, C, H, W); got shape {tuple(x.shape)}")
     check_number("steps", steps, low=1, integer=True)
     check_number("fill", fill)
+    if output is None:
+        deprecation_warning(
+            "masking_curve() will read probabilities by default, as deletion_curve() does: "
+            "pass output='probs' for the new default or output='logits' to keep logits."
+        )
+        output = "logits"
     check_choice("output", output, OUTPUTS)
     inside, distance = _region_distance(region, x)
     rank = _rank(distance)  # (B, H, W); pixels outside the region rank last

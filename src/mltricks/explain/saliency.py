@@ -1,7 +1,8 @@
 """Saliency maps (Simonyan et al. 2014, https://arxiv.org/abs/1312.6034).
 
 The gradient of the target class score with respect to the input: how much each input value
-would change the score. SEED.md calls these maps "CAMs"; they are input-gradient saliency.
+would change the score. The original project (docs/systems/saliency.md) calls these maps
+"CAMs"; they are input-gradient saliency.
 """
 
 from __future__ import annotations

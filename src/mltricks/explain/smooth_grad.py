@@ -13,8 +13,8 @@ from typing import Any
 import torch
 
 from mltricks._utils.checks import check_choice, check_number
+from mltricks._utils.classifier import check_inputs
 from mltricks._utils.randomness import torch_generator
-from mltricks.attacks._common import check_inputs
 from mltricks.explain._common import Explainer
 
 NOISE_SCALES = ("range", "absolute")

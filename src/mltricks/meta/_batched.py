@@ -46,6 +46,10 @@ def _vmap(function: Callable, in_dims: tuple) -> Callable:
         try:
             return mapped(*args)
         except (RuntimeError, NotImplementedError) as error:
+            # torch.func raises these very types; a subclass (out of memory, the model's own
+            # exception) is not about vectorising and reaches the caller unchanged
+            if type(error) not in (RuntimeError, NotImplementedError):
+                raise
             raise RuntimeError(
                 f"the model could not run vectorised over tasks with torch.func.vmap ({error}); "
                 "pass vectorize=False to train task by task"

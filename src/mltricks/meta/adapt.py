@@ -66,9 +66,16 @@ def adapt(
         from the support set, or with BatchNorm layers in training mode when ``transductive``.
 
     Example:
+        >>> from mltricks.data import FewShotTasks, load_digits_images
+        >>> from mltricks.meta import adapt
+        >>> from mltricks.models import SmallCNN
+        >>> tasks = FewShotTasks(*load_digits_images(), ways=5, shots=1, queries=15, random_state=0)
         >>> task = tasks.sample(1)[0]
+        >>> model = SmallCNN(1, 5, width=8)
         >>> learner = adapt(model, task.support_x, task.support_y, steps=10, lr=0.1)
         >>> accuracy = (learner(task.query_x).argmax(1) == task.query_y).float().mean()
+        >>> learner is model  # an adapted copy: the model itself is unchanged
+        False
     """
     _check(model, steps, lr)
     if len(support_x) != len(support_y) or len(support_y) == 0:
@@ -111,7 +118,10 @@ def adapt_and_predict(
     Args:
         model: any ``nn.Module`` (left unchanged).
         tasks: tasks with ``support_x``, ``support_y`` and ``query_x`` (``mltricks.data.Task``).
-        steps, lr, loss_fn, transductive: as in ``adapt``.
+        steps: as in ``adapt``.
+        lr: as in ``adapt``.
+        loss_fn: as in ``adapt``.
+        transductive: as in ``adapt``.
         vectorize: adapt a chunk of tasks in one batched call (False: task by task).
         chunk_size: tasks per batched call (memory grows with it).
 

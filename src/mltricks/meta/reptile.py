@@ -96,9 +96,16 @@ def reptile(
         ``ReptileResult`` with the outer step sizes and inner losses per meta-iteration.
 
     Example:
+        >>> from mltricks.data import FewShotTasks, load_digits_images
+        >>> from mltricks.meta import reptile
+        >>> from mltricks.models import SmallCNN
+        >>> images, labels = load_digits_images(split="train")
         >>> tasks = FewShotTasks(images, labels, ways=5, shots=10, queries=0, random_state=0)
-        >>> result = reptile(model, tasks, meta_iterations=1000, meta_batch_size=5,
+        >>> model = SmallCNN(1, 5, width=8)
+        >>> result = reptile(model, tasks, meta_iterations=10, meta_batch_size=5,
         ...                  inner_steps=5, inner_lr=0.1, meta_lr=1.0, meta_lr_final=0.0)
+        >>> len(result.meta_lrs)  # one outer step per meta-iteration (1000 in the lab)
+        10
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module; got {type(model).__name__}")

@@ -57,6 +57,8 @@ class AttentionMIL(nn.Module):
         gated: use the gated attention of Ilse et al. (a sigmoid gate ``U``).
 
     Example:
+        >>> import torch
+        >>> from mltricks.models import AttentionMIL, SmallCNN
         >>> model = AttentionMIL(SmallCNN(1, 2, width=16).features, 32, gated=True)
         >>> logit, attention = model(torch.rand(7, 1, 8, 8))  # one bag of 7 instances
         >>> logit.shape, attention.shape

@@ -34,7 +34,15 @@ def load_weights_file(path: str | Path, *, what: str = "weights file") -> Any:
         pickle.UnpicklingError: the file names code (a function or class) to run; refused.
 
     Example:
-        >>> state = load_weights_file("resnet18.pt")  # doctest: +SKIP
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import torch
+        >>> from mltricks.models import load_weights_file, small_resnet18
+        >>> path = Path(tempfile.mkdtemp()) / "resnet18.pt"
+        >>> torch.save(small_resnet18(1, 10).state_dict(), path)
+        >>> state = load_weights_file(path)
+        >>> small_resnet18(1, 10).load_state_dict(state)
+        <All keys matched successfully>
     """
     file = Path(path).expanduser()
     if not file.exists():

@@ -27,6 +27,8 @@ def small_resnet18(
             ``load_weights_file`` (``torch.load(weights_only=True)``); random initialisation when None.
 
     Example:
+        >>> import torch
+        >>> from mltricks.models import small_resnet18
         >>> small_resnet18(1, 10)(torch.zeros(2, 1, 8, 8)).shape
         torch.Size([2, 10])
     """

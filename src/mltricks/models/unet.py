@@ -3,10 +3,11 @@
 U-Net (Ronneberger et al. 2015, https://arxiv.org/abs/1505.04597): the down path (encoder)
 halves the resolution and doubles the channels block by block; the up path (decoder) doubles the
 resolution and halves the channels, concatenating the encoder's features of the same resolution
-(skip connections, which carry detail and let gradients reach the early layers). SEED.md's
-transfer recipe: pretrain the encoder with a classification head (``classify``), then fine-tune
-on segmentation in two stages, decoder only with the encoder frozen (``freeze_encoder``), then end
-to end, often with a smaller learning rate for the encoder (``param_groups``).
+(skip connections, which carry detail and let gradients reach the early layers). The original
+project's transfer recipe (docs/systems/unet-transfer.md): pretrain the encoder with a
+classification head (``classify``), then fine-tune on segmentation in two stages, decoder only
+with the encoder frozen (``freeze_encoder``), then end to end, often with a smaller learning rate
+for the encoder (``param_groups``).
 """
 
 from __future__ import annotations

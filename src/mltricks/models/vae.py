@@ -20,9 +20,10 @@ class VAE(nn.Module):
     """Convolutional VAE with a diagonal Gaussian posterior ``N(mu, sigma^2)`` and prior
     ``N(0, I)``.
 
-    As SEED.md writes it: ``h`` = the encoder's features, ``mu = linear(h)``,
-    ``sigma = exp(linear(h))``, and the code ``z = mu + sigma * eps`` with ``eps ~ N(0, I)``
-    (the reparameterisation that lets gradients flow through the sample).
+    As the original project writes it (docs/systems/autoencoder.md): ``h`` = the encoder's
+    features, ``mu = linear(h)``, ``sigma = exp(linear(h))``, and the code
+    ``z = mu + sigma * eps`` with ``eps ~ N(0, I)`` (the reparameterisation that lets gradients
+    flow through the sample).
 
     Args:
         in_shape: ``(channels, height, width)`` of the images in [0, 1].

@@ -149,7 +149,7 @@ class SelfTrainingClassifier(ClassifierMixin, MetaEstimatorMixin, BaseEstimator)
             X: ``(N, D)`` samples (anything ``estimator`` accepts, sparse included).
             y: ``(N,)`` class labels ``>= 0`` (integers, bools or integral floats; their dtype
                 is kept), ``-1`` for an unlabeled sample.
-            y_true: deprecated, removed in the next release: hidden true labels that added
+            y_true: deprecated in 0.2.0, removed in 0.3.0: hidden true labels that added
                 ``pseudo_label_accuracy`` and ``cumulative_pseudo_label_accuracy`` to
                 ``history_``. Score the pseudo-labels from ``first_pass_transduction_`` and
                 ``first_pass_labeled_iter_`` instead.

@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from mltricks._utils.checks import check_number
+from mltricks._utils.classifier import logits_of
 from mltricks.data.augmentation import augmentation
 from mltricks.data.labeled_unlabeled import check_class_labels
 from mltricks.semi_supervised.consistency_loss import consistency_loss
@@ -61,11 +61,6 @@ def sigmoid_rampup(step: int, rampup_steps: int) -> float:
         return 1.0
     progress = min(step / rampup_steps, 1.0)
     return math.exp(-5.0 * (1.0 - progress) ** 2)
-
-
-def _logits(output: Any) -> torch.Tensor:
-    """A model's logits: the output itself, or the first element of a tuple output."""
-    return output[0] if isinstance(output, tuple | list) else output
 
 
 class SemiSupervisedStep:
@@ -171,7 +166,7 @@ class SemiSupervisedStep:
         unlabeled = unlabeled_x.flatten(0, 1)  # (B * r, ...)
         num_views = self._num_views()
         inputs = self._inputs(labeled_x, unlabeled, num_views)
-        logits = _logits(model(torch.cat(inputs)))  # one forward pass: see BatchNorm
+        logits = logits_of(model(torch.cat(inputs)))  # one forward pass: see BatchNorm
         if logits.shape[-1] != self.num_classes:
             raise ValueError(
                 f"num_classes is {self.num_classes} but the model outputs {logits.shape[-1]}"

@@ -132,8 +132,17 @@ def feature_importance(
         ``FeatureImportance`` for the features and ``"random_probe"`` (last).
 
     Example:
-        >>> table = feature_importance(RandomForestClassifier(random_state=0), X, y, random_state=0)
-        >>> table.ranking()[0], table.rows()[0]["permutation"]
+        >>> from sklearn.datasets import make_classification
+        >>> from sklearn.ensemble import RandomForestClassifier
+        >>> from mltricks.tabular import feature_importance
+        >>> X, y = make_classification(n_samples=300, n_features=4, n_informative=1,
+        ...     n_redundant=0, n_clusters_per_class=1, shuffle=False, random_state=0)
+        >>> forest = RandomForestClassifier(n_estimators=20, random_state=0)
+        >>> table = feature_importance(forest, X, y, random_state=0)
+        >>> table.features
+        ('x0', 'x1', 'x2', 'x3', 'random_probe')
+        >>> table.ranking()[0]  # the one informative column comes first
+        'x0'
     """
     check_number("n_repeats", n_repeats, low=1, integer=True)
     check_number(

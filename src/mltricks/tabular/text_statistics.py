@@ -1,4 +1,7 @@
-"""Surface statistics of (title, body) texts as nine numeric features (SEED.md, fake news)."""
+"""Surface statistics of (title, body) texts as nine numeric features.
+
+The features of the fake-news system (docs/systems/fake-news.md).
+"""
 
 from __future__ import annotations
 

@@ -1,39 +1,12 @@
-"""Plumbing of ``carlini_wagner``: its Adam steps and the diagnosis of a low success rate."""
+"""Why ``carlini_wagner`` reached the target for few samples: the likely reasons, named."""
 
 from __future__ import annotations
-
-import math
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from mltricks.attacks._common import class_scores, looks_like_probabilities
-
-if TYPE_CHECKING:
-    from mltricks.attacks.carlini_wagner import CarliniWagnerResult
-
-
-class Adam:
-    """Adam on one tensor, the same arithmetic as ``torch.optim.Adam`` with default betas.
-
-    Written out because the optimiser's first use imports heavy machinery (seconds) and its
-    per-step bookkeeping costs more than the tiny tensors here.
-    """
-
-    def __init__(self, param: torch.Tensor, lr: float) -> None:
-        self.param, self.lr, self.count = param, lr, 0
-        self.first = torch.zeros_like(param)
-        self.second = torch.zeros_like(param)
-
-    @torch.no_grad()
-    def step(self, gradient: torch.Tensor, beta1: float = 0.9, beta2: float = 0.999) -> None:
-        self.count += 1
-        self.first.lerp_(gradient, 1 - beta1)
-        self.second.mul_(beta2).addcmul_(gradient, gradient, value=1 - beta2)
-        step_size = self.lr / (1 - beta1**self.count)
-        denominator = (self.second.sqrt() / math.sqrt(1 - beta2**self.count)).add_(1e-8)
-        self.param.addcdiv_(self.first, denominator, value=-step_size)
+from mltricks._utils.classifier import class_scores, looks_like_probabilities
+from mltricks.attacks.result import CarliniWagnerResult
 
 
 def diagnose(

@@ -1,4 +1,20 @@
-"""Checks shared by the attacks and the explainers: inputs, value ranges, class scores, targets."""
+"""A classifier's inputs, targets and class scores, checked the same way wherever they are used.
+
+The attacks, the explainers and the training steps all call a model that returns class scores
+and read them by class. What they share lives here: the rule that reads logits out of a model's
+output (``logits_of``: a tuple or list output counts by its first element, as for models that
+return ``(logits, embeddings)``), the class scores of a batch with their shape checked
+(``class_scores``), and the checks of an input batch, its valid value range and its target
+classes, each with an error that names the argument, the value and what is allowed.
+
+Example:
+    >>> import torch
+    >>> from torch import nn
+    >>> model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+    >>> x = check_inputs(torch.rand(2, 1, 2, 2), clamp=(0.0, 1.0))
+    >>> class_scores(model, x).shape, check_target(2, 2, 3, x.device).tolist()
+    (torch.Size([2, 3]), [2, 2])
+"""
 
 from __future__ import annotations
 
@@ -8,8 +24,53 @@ from typing import Any
 import torch
 from torch import nn
 
+__all__ = [
+    "RANGE_TOLERANCE",
+    "check_clamp",
+    "check_inputs",
+    "check_target",
+    "class_scores",
+    "logits_of",
+    "looks_like_probabilities",
+]
+
 # how far outside ``clamp`` an input may lie and still count as inside (float rounding)
 RANGE_TOLERANCE = 1e-5
+
+
+def logits_of(output: Any) -> torch.Tensor:
+    """A model's logits: the output itself, or the first element of a tuple or list output.
+
+    The one place the rule is written; the callers check that what comes back is a tensor of
+    the shape they need (an empty tuple comes back unchanged).
+    """
+    if isinstance(output, tuple | list) and output:
+        return output[0]
+    return output
+
+
+def class_scores(model: nn.Module, x: torch.Tensor, name: str = "model") -> torch.Tensor:
+    """``model(x)`` read by ``logits_of``, checked to be ``(B, num_classes)`` class scores."""
+    output = logits_of(model(x))
+    if not isinstance(output, torch.Tensor) or not output.is_floating_point():
+        raise TypeError(
+            f"{name} must return class scores, a float tensor of shape (B, num_classes) "
+            f"(or a tuple starting with one); got {type(output).__name__}"
+        )
+    if output.dim() != 2 or output.shape[0] != x.shape[0] or output.shape[1] < 2:
+        raise ValueError(
+            f"{name} must return class scores of shape (B, num_classes) with B={x.shape[0]} and "
+            f"at least 2 classes; got shape {tuple(output.shape)}"
+        )
+    return output
+
+
+def looks_like_probabilities(scores: torch.Tensor) -> bool:
+    """True when every row is non-negative and sums to one: a softmax output, not logits."""
+    with torch.no_grad():
+        if float(scores.min()) < 0:
+            return False
+        return float((scores.sum(1) - 1).abs().max()) < 1e-4
 
 
 def check_inputs(x: Any, name: str = "x", clamp: tuple[float, float] | None = None) -> torch.Tensor:
@@ -59,40 +120,11 @@ def check_clamp(clamp: Any, *, allow_none: bool = True) -> tuple[float, float] |
     return low, high
 
 
-def class_scores(model: nn.Module, x: torch.Tensor, name: str = "model") -> torch.Tensor:
-    """``model(x)`` as a ``(B, num_classes)`` tensor of class scores.
-
-    A tuple or list output counts by its first element (the convention of ``mltricks.lab.engine``
-    for models that return ``(logits, embeddings)``).
-    """
-    output = model(x)
-    if isinstance(output, tuple | list) and output:
-        output = output[0]
-    if not isinstance(output, torch.Tensor) or not output.is_floating_point():
-        raise TypeError(
-            f"{name} must return class scores, a float tensor of shape (B, num_classes) "
-            f"(or a tuple starting with one); got {type(output).__name__}"
-        )
-    if output.dim() != 2 or output.shape[0] != x.shape[0] or output.shape[1] < 2:
-        raise ValueError(
-            f"{name} must return class scores of shape (B, num_classes) with B={x.shape[0]} and "
-            f"at least 2 classes; got shape {tuple(output.shape)}"
-        )
-    return output
-
-
-def looks_like_probabilities(scores: torch.Tensor) -> bool:
-    """True when every row is non-negative and sums to one: a softmax output, not logits."""
-    with torch.no_grad():
-        if float(scores.min()) < 0:
-            return False
-        return float((scores.sum(1) - 1).abs().max()) < 1e-4
-
-
 def check_target(
     target: Any, batch_size: int, num_classes: int, device: torch.device, name: str = "target"
 ) -> torch.Tensor:
-    """An int or a ``(B,)`` integer tensor/sequence of classes in ``[0, num_classes)``."""
+    """An int or a ``(B,)`` integer tensor/sequence of classes in ``[0, num_classes)``, returned
+    as a ``(B,)`` long tensor on ``device``."""
     if isinstance(target, bool):
         raise TypeError(f"{name} must be an int or a (B,) integer tensor; got {target!r}")
     if not isinstance(target, torch.Tensor):
