@@ -43,7 +43,7 @@ def _model() -> torch.nn.Module:
     model = SmallCNN(1, 10, width=16)
     engine.fit(
         model,
-        engine.make_loader(images, labels, batch_size=64, shuffle=True, seed=0),
+        engine.make_loader(images, labels, batch_size=64, shuffle=True, random_state=0),
         torch.optim.Adam(model.parameters(), lr=3e-3),
         epochs=10,
     )

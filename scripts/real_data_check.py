@@ -22,6 +22,7 @@ import torch
 
 from mltricks.data import load_mnist
 from mltricks.lab import engine
+from mltricks.lab.training import recalibrate_batch_norm
 from mltricks.models import SmallCNN
 
 
@@ -51,7 +52,9 @@ def main(argv: list[str] | None = None) -> str:
     engine.set_progress(False)
     engine.seed_everything(args.seed)
     model = SmallCNN(1, 10, width=args.width, dropout=args.dropout)
-    loader = engine.make_loader(x_train, y_train, batch_size=args.batch_size, shuffle=True, seed=0)
+    loader = engine.make_loader(
+        x_train, y_train, batch_size=args.batch_size, shuffle=True, random_state=0
+    )
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     scheduler = None
     if args.schedule == "cosine":
@@ -71,9 +74,7 @@ def main(argv: list[str] | None = None) -> str:
     accuracies = history.column("val_accuracy")
     # BatchNorm's running statistics follow the last ~10 batches of a still-moving network;
     # one pass over the training set with the final weights replaces them by exact averages
-    torch.optim.swa_utils.update_bn(
-        engine.make_loader(x_train, y_train, batch_size=500), model, device=engine.device()
-    )
+    recalibrate_batch_norm(model, x_train)
     test_loader = engine.make_loader(x_test, y_test, batch_size=1000)
     recalibrated = engine.predict(model, test_loader, fn=lambda m, b: m(b[0]).argmax(-1))
     recalibrated_accuracy = float((recalibrated == y_test).float().mean())

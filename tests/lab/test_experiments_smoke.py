@@ -40,3 +40,14 @@ def test_smoke_preset_runs(name, tmp_path):
 def test_every_experiment_belongs_to_a_seed_system():
     for name in registry.names():
         assert registry.load(name).SYSTEM in registry.SYSTEMS
+
+
+def test_a_diverging_run_fails_in_one_line_naming_its_learning_rate(tmp_path):
+    # issue 23 item 7: vae --set lr=1e10 ended in "all elements of input should be between 0
+    # and 1" (its NaN pixels reached the Bernoulli term before any loss was checked)
+    module = registry.load("vae")
+    config = resolve_config(module, "smoke", assignments=["lr=1e10"])
+    _, state, error = runs.execute("vae", module, config, preset="smoke", seeds=(0,), out=tmp_path)
+    assert state == "failed" and "\n" not in error
+    assert "FloatingPointError: VAE: the training loss became nan" in error
+    assert error.endswith("(learning rate set by --set lr=1e+10)")

@@ -4,8 +4,8 @@ import pytest
 
 from mltricks.lab import registry
 from mltricks.lab.experiment import NotApplicable
-from mltricks.lab.runs import judge
 from mltricks.lab.stats import mean_interval, proportion_interval
+from mltricks.lab.verdicts import judge
 
 
 def _claim(name, words):

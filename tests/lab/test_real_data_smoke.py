@@ -5,6 +5,7 @@ The data set is Debian's ``dataset-fashion-mnist`` package (the published IDX ``
 (set by ``.ci/run``), where a missing data set fails them.
 """
 
+import dataclasses
 import json
 import math
 import os
@@ -17,11 +18,10 @@ import numpy as np
 import pytest
 
 from mltricks.data import DATA_SETS
-from mltricks.lab import recipes, registry, runs
+from mltricks.lab import data_formats, registry, runs
 from mltricks.lab.config import resolve_config
 
 REQUIRE_REAL_DATA = os.environ.get("MLTRICKS_REQUIRE_REAL_DATA") == "1"
-FORMATS = {*recipes.SOURCES, "image_folder"}  # the formats experiments may declare
 # CPU seconds a smoke run on Fashion-MNIST may take (issue 15: "well under a minute"; measured
 # 1-5 CPU-seconds each, reading the data included); CPU time, so that a busy machine does not
 # fail the test
@@ -91,9 +91,11 @@ def test_the_experiments_that_read_mnist_are_found():
 def test_data_formats_agree_with_data(name):
     module = registry.load(name)
     formats = _formats(name)
-    assert set(formats) <= FORMATS | {"voc", "coco", "csv"}, formats
-    if formats:  # an experiment that declares formats takes --data, and its DATA says so
-        assert module.DATA is not None
+    assert set(formats) <= set(data_formats.FORMATS), formats
+    # an experiment takes --data exactly when it declares the formats it reads, and its DATA
+    # names them (they are checked before any run folder exists)
+    assert bool(formats) == (module.DATA is not None), (formats, module.DATA)
+    if formats:
         for source, word in (("mnist", r"MNIST"), ("cifar10", r"CIFAR-10\b")):
             assert (source in formats) == bool(re.search(word, module.DATA)), module.DATA
 
@@ -102,7 +104,7 @@ def test_data_formats_agree_with_data(name):
 @pytest.mark.parametrize("name", MNIST_EXPERIMENTS)
 def test_smoke_preset_on_fashion_mnist(name, fashion_mnist, tmp_path):
     module = registry.load(name)
-    config = resolve_config(module, "smoke")
+    config = resolve_config(module, "smoke", data=fashion_mnist)
     # the smoke preset caps what it reads from --data (issue 15: "smoke stays smoke")
     caps = [getattr(config, field, 0) for field in ("max_train", "max_test", "max_per_class")]
     assert any(caps) and all(0 < cap <= 2000 for cap in caps if cap), caps
@@ -132,6 +134,8 @@ def test_smoke_preset_on_fashion_mnist(name, fashion_mnist, tmp_path):
     assert figures and all((path / f["file"]).stat().st_size > 0 for f in figures)
     config_json = json.loads((path / "config.json").read_text())
     assert config_json["data"] == str(fashion_mnist)
+    # what ran: the config resolved with --data (its smoke caps, BatchNorm recalibration, ...)
+    assert config_json["config"] == json.loads(json.dumps(dataclasses.asdict(config)))
 
 
 def _tiny_cifar10(root, per_batch=100):
@@ -156,7 +160,7 @@ def test_smoke_preset_on_three_channel_images(name, tmp_path):
     # folder in its format: runs to done and draws its figures (random images: no accuracy)
     module = registry.load(name)
     data = _tiny_cifar10(tmp_path / "cifar-10-batches-py")
-    config = resolve_config(module, "smoke")
+    config = resolve_config(module, "smoke", data=data)
     path, state, error = runs.execute(
         name,
         module,
@@ -197,22 +201,3 @@ def test_autoencoder_figures_take_fewer_than_six_test_images():
     autoencoder.plot_augmentations(ctx, cfg, model, images[:1])
     # one image per data set (the smallest has 1): 4 rows x 3 columns; 5 rows x 1 image
     assert saved == [("reconstructions", 12), ("ae-augmentation", 5)]
-
-
-def test_show_image_draws_one_channel_gray_and_three_in_colour():
-    import matplotlib.pyplot as plt
-    import torch
-
-    fig, axes = plt.subplots(1, 2)
-    gray = torch.rand(1, 5, 4)
-    colour = torch.rand(3, 5, 4) * 1.2  # above 1 is clipped for matplotlib's RGB floats
-    gray_image = recipes.show_image(axes[0], gray)
-    colour_image = recipes.show_image(axes[1], colour)
-    assert np.allclose(gray_image.get_array(), gray[0].numpy())
-    assert gray_image.get_cmap().name == "gray" and gray_image.get_clim() == (0, 1)
-    expected = colour.permute(1, 2, 0).clamp(0, 1).numpy()
-    assert np.allclose(colour_image.get_array(), expected)
-    assert not list(axes[0].get_xticks()) and not list(axes[1].get_yticks())
-    with pytest.raises(ValueError, match=r"\(C, H, W\) with C in \(1, 3\); got shape \(2, 5, 4\)"):
-        recipes.show_image(axes[0], torch.rand(2, 5, 4))
-    plt.close(fig)

@@ -71,7 +71,7 @@ def test_fit_trains_on_unlabeled_data_and_records_diagnostics():
 
 
 def test_digits_split_keeps_labeled_validation_unlabeled_and_test_apart():
-    data = image_split(None, 10, seed=3, val_fraction=0.3)
+    data = image_split(None, 10, random_state=3, val_fraction=0.3)
     assert len(data.labeled_y) == 70 and len(data.val_y) == 30
     assert torch.bincount(data.val_y, minlength=10).tolist() == [3] * 10
     assert len(data.unlabeled_x) == 1437 - 100 and len(data.test_y) == 360
@@ -80,10 +80,10 @@ def test_digits_split_keeps_labeled_validation_unlabeled_and_test_apart():
     assert len(torch.unique(everything, dim=0)) == 1437
     with_test = torch.cat([everything, data.test_x.flatten(1)])
     assert len(torch.unique(with_test, dim=0)) > 1437  # the test split is not the training split
-    shares = image_split(None, 0.1, seed=0, num_unlabeled=50)
+    shares = image_split(None, 0.1, random_state=0, num_unlabeled=50)
     assert len(shares.unlabeled_x) == 50 and len(shares.val_y) == 0
     with pytest.raises(ValueError, match="val_fraction"):
-        image_split(None, 1, seed=0, val_fraction=0.5)
+        image_split(None, 1, random_state=0, val_fraction=0.5)
 
 
 def test_lambda_is_chosen_on_validation_never_on_test():

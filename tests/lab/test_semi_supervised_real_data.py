@@ -15,8 +15,9 @@ import pytest
 import torch
 from sklearn.decomposition import PCA
 
-from mltricks.lab import recipes, registry, runs
+from mltricks.lab import registry, runs
 from mltricks.lab.config import resolve_config
+from mltricks.lab.data_sources import image_features, train_test_images
 from mltricks.lab.semi_supervised import image_split
 
 NUM_TRAIN, NUM_TEST = 400, 60
@@ -57,14 +58,20 @@ def _rows(images):
 
 def test_image_split_draws_its_parts_from_the_folders_capped_training_split(idx_folder):
     split = image_split(
-        idx_folder, 3, seed=1, val_fraction=0.34, num_unlabeled=50, max_train=300, max_test=20
+        idx_folder,
+        3,
+        random_state=1,
+        val_fraction=0.34,
+        num_unlabeled=50,
+        max_train=300,
+        max_test=20,
     )
     assert split.labeled_x.shape[1:] == (1, 28, 28) and split.labeled_x.dtype == torch.float32
     assert torch.bincount(split.labeled_y, minlength=10).tolist() == [2] * 10
     assert torch.bincount(split.val_y, minlength=10).tolist() == [1] * 10
     assert len(split.unlabeled_x) == 50 and len(split.test_y) == 20
     # the parts are disjoint images of the 300 training images read (random noise: all distinct)
-    x_train, _, _, _ = recipes.train_test_images(idx_folder, max_train=300, random_state=1)
+    x_train, _, _, _ = train_test_images(idx_folder, max_train=300, random_state=1)
     parts = [split.labeled_x, split.val_x, split.unlabeled_x]
     rows = [_rows(part) for part in parts]
     assert sum(len(r) for r in rows) == len(set().union(*rows)) == 20 + 10 + 50
@@ -72,27 +79,38 @@ def test_image_split_draws_its_parts_from_the_folders_capped_training_split(idx_
     assert split.test_y.eq(3).all()
     # a seed draws the same split; another seed another one
     again = image_split(
-        idx_folder, 3, seed=1, val_fraction=0.34, num_unlabeled=50, max_train=300, max_test=20
+        idx_folder,
+        3,
+        random_state=1,
+        val_fraction=0.34,
+        num_unlabeled=50,
+        max_train=300,
+        max_test=20,
     )
     assert torch.equal(again.unlabeled_x, split.unlabeled_x)
-    other = image_split(idx_folder, 3, seed=2, num_unlabeled=50, max_train=300)
+    other = image_split(idx_folder, 3, random_state=2, num_unlabeled=50, max_train=300)
     assert not torch.equal(other.unlabeled_x, split.unlabeled_x)
 
 
 def test_the_caps_leave_the_digits_whole():
-    capped = image_split(None, 10, seed=3, val_fraction=0.3, max_train=100, max_test=10)
-    plain = image_split(None, 10, seed=3, val_fraction=0.3)
+    capped = image_split(None, 10, random_state=3, val_fraction=0.3, max_train=100, max_test=10)
+    plain = image_split(None, 10, random_state=3, val_fraction=0.3)
     assert len(capped.unlabeled_x) == 1437 - 100 and len(capped.test_y) == 360
     for name in ("labeled_x", "val_x", "unlabeled_x", "test_x"):
         assert torch.equal(getattr(capped, name), getattr(plain, name))
 
 
 def test_image_features_fit_the_pca_on_the_pool_of_the_capped_folder(idx_folder):
-    X_pool, y_pool, X_held, y_held, X_test, y_test = recipes.image_features(
-        idx_folder, holdout=0.2, pca_components=5, random_state=0, max_train=300, max_test=20
+    X_pool, y_pool, X_held, y_held, X_test, y_test = image_features(
+        idx_folder,
+        holdout_fraction=0.2,
+        pca_components=5,
+        random_state=0,
+        max_train=300,
+        max_test=20,
     )
-    raw_pool, raw_y, _, _, raw_test, _ = recipes.image_features(
-        idx_folder, holdout=0.2, random_state=0, max_train=300, max_test=20
+    raw_pool, raw_y, _, _, raw_test, _ = image_features(
+        idx_folder, holdout_fraction=0.2, random_state=0, max_train=300, max_test=20
     )
     assert raw_pool.shape == (240, 784) and raw_pool.dtype == np.float64
     assert X_pool.shape == (240, 5) and X_held.shape == (60, 5) and X_test.shape == (20, 5)
@@ -119,7 +137,7 @@ TEST_ACCURACIES = {
 def test_smoke_run_on_an_idx_folder_reads_it_and_finishes(name, idx_folder, tmp_path):
     module = registry.load(name)
     assert "mnist" in module.DATA_FORMATS and "MNIST" in module.DATA
-    config = resolve_config(module, "smoke")
+    config = resolve_config(module, "smoke", data=idx_folder)
     path, state, error = runs.execute(
         name, module, config, preset="smoke", seeds=(0,), out=tmp_path / "runs", data=idx_folder
     )

@@ -1,134 +1,82 @@
-"""An experiment's ``Config``: resolved from its preset, ``--set key=value`` and its flags.
+"""An experiment's ``Config`` for one run, resolved once: preset x data source x ``--set``.
 
-``resolve_config`` is the one way a run's configuration is made. It starts from the ``Config``
-dataclass defaults, applies the preset's values, then the typed ``overrides`` of a caller, the
-``--set`` assignments and the experiment's own flags (``registry.OPTIONS``, such as ``--model``),
-each parsed once from its text into the field's type, and finally checks every value against
-its range. Any mistake is a ``ConfigError`` whose one-line message names the key, the value and
-what is allowed.
+``resolve_config`` is the one way a run's configuration is made, before the run starts; the run,
+its ``summarize`` and ``config.json`` all see the same resolved values. Layers, each over the
+ones before it (data-specific beats generic, the caller beats every default):
 
-Ranges come from the field's name family unless the field declares its own with
-``field(metadata=within(low, high))`` (or opts out with ``metadata=within()``):
+1. the ``Config`` dataclass defaults;
+2. the preset's ``config`` (``Preset(config=...)``);
+3. with ``--data`` only: the fields' data defaults (``field(metadata=data_default(True))``),
+   the module's ``DATA_CONFIG`` (its values for a real data set, every preset), the preset's
+   ``data_config``, then its ``format_config[<format>]`` for the format the path holds;
+4. typed ``overrides`` of a Python caller, the ``--set`` assignments, the experiment's flags
+   (``registry.OPTIONS``, such as ``--model``), each parsed once into the field's type.
 
-- every number must be finite (no ``nan``, no ``inf``);
-- fractions, shares, probabilities, dropout rates and quantiles (``val_fraction``,
-  ``labeled_share``, ``mlm_probability``, ``dropout``, ``quantiles``) lie in [0, 1];
-- integers (counts, sizes, seeds, indices) are >= 0;
-- learning rates (``lr``, ``*_lr``, ``lrs``) and loss weights (``*_weight``, ``weight_decay``)
-  are >= 0.
+Then every value is checked: its range, a path that must exist, and the module's own
+``validate(cfg)`` (cross-field rules; its ``ValueError`` becomes a ``ConfigError``). With
+``--data`` the path must hold one of the module's ``DATA_FORMATS`` (``data_formats``). A field
+marked ``data_only()`` applies to ``--data`` only, and setting it without ``--data`` is refused.
+Any mistake is a ``ConfigError`` whose one-line message names the key, the value and what is
+allowed.
 
-Tuples are checked element by element.
+Field declarations (ranges by name family, ``within``, ``data_only``, ``data_default``,
+``existing_path``) and types are in ``config_fields``.
+
+Real data sets are read in part: ``DataSubset`` holds the fields every experiment that reads
+images from ``--data`` includes (``max_train``, ``max_test``, ``subset_seed``), and its
+docstring states the one rule for the subsets they draw.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import re
-import types
-import typing
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from types import ModuleType
-from typing import Any, Literal
+from typing import Any
 
-__all__ = [
-    "Bounds",
-    "ConfigError",
-    "apply_overrides",
-    "bounds_of",
-    "check_config",
-    "describe_type",
-    "field_types",
-    "parse_value",
-    "resolve_config",
-    "within",
-]
+from mltricks.lab import data_formats
+from mltricks.lab.config_fields import (
+    DATA_DEFAULT_KEY,
+    PATH_KEY,
+    bounds_of,
+    conforms,
+    data_only,
+    describe_type,
+    field_types,
+    is_data_only,
+    parse_value,
+)
+
+__all__ = ["ConfigError", "DataSubset", "apply_overrides", "check_config", "resolve_config"]
 
 
 class ConfigError(ValueError):
     """A bad ``--set``: the message is one line that names the key, the value and what is allowed."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Bounds:
-    """A closed range ``[low, high]`` for a numeric field; None leaves that side open."""
+@dataclasses.dataclass
+class DataSubset:
+    """The fields of an experiment that reads images from ``--data``: how much of the data set
+    a run reads, and which part. A ``Config`` includes them by inheriting
+    (``class Config(DataSubset)``); the module's ``DATA_CONFIG`` and its presets'
+    ``data_config`` set them (all three are ``data_only``: the bundled digits are read whole).
 
-    low: float | None = None
-    high: float | None = None
-    what: str = ""
+    The rule for seeded subsets, the one the lab follows everywhere: ``max_train`` training and
+    ``max_test`` test images are a random subset (0 reads all), drawn by ``subset_seed``; None
+    draws it by the run's seed, so that each seed reads other images and the interval over
+    seeds includes which images were drawn. An experiment that fixes the subset sets
+    ``subset_seed`` in its ``DATA_CONFIG`` and says why there.
+    """
 
-    def contains(self, value: float) -> bool:
-        return (self.low is None or value >= self.low) and (self.high is None or value <= self.high)
+    max_train: int = dataclasses.field(default=0, metadata=data_only())
+    max_test: int = dataclasses.field(default=0, metadata=data_only())
+    subset_seed: int | None = dataclasses.field(default=None, metadata=data_only())
 
-    def __str__(self) -> str:
-        if self.low is not None and self.high is not None:
-            text = f"a number in [{self.low:g}, {self.high:g}]"
-        elif self.low is not None:
-            text = f"a number >= {self.low:g}"
-        elif self.high is not None:
-            text = f"a number <= {self.high:g}"
-        else:
-            text = "a finite number"
-        return f"{text} ({self.what})" if self.what else text
-
-
-BOUNDS_KEY = "bounds"
-
-
-def within(low: float | None = None, high: float | None = None, what: str = "") -> dict:
-    """Field metadata declaring a field's range: ``x: float = field(default=0.5,
-    metadata=within(0, 1))``; ``within()`` keeps only the finiteness check."""
-    return {BOUNDS_KEY: Bounds(low, high, what)}
-
-
-FRACTION = Bounds(0.0, 1.0, "a fraction")
-COUNT = Bounds(0, None, "a count, size, seed or index")
-NON_NEGATIVE = Bounds(0.0, None)
-FINITE = Bounds()
-
-# (name pattern, range) for float fields, first match wins; ints are counts unless declared
-FLOAT_FAMILIES: tuple[tuple[re.Pattern[str], Bounds], ...] = (
-    (
-        re.compile(r"(^|_)(fractions?|shares?|probability|dropout|quantiles)$"),
-        FRACTION,
-    ),
-    (re.compile(r"(^|_)lrs?(_|$)"), Bounds(0.0, None, "a learning rate")),
-    (re.compile(r"(^|_)weight(_decay)?$"), Bounds(0.0, None, "a weight")),
-)
-
-
-def field_types(config_cls: type) -> dict[str, Any]:
-    """The resolved type hint of every field of a config dataclass."""
-    hints = typing.get_type_hints(config_cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(config_cls)}
-
-
-def _scalar_types(hint: Any) -> set[type]:
-    """The scalar types a hint can hold (``tuple[float, ...] | None`` -> ``{float}``)."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType, tuple, list):
-        return set().union(*(_scalar_types(a) for a in typing.get_args(hint) if a is not Ellipsis))
-    if origin is Literal:
-        return {type(a) for a in typing.get_args(hint)}
-    return {hint} if isinstance(hint, type) else set()
-
-
-def bounds_of(field: dataclasses.Field, hint: Any) -> Bounds | None:
-    """The range of a numeric field (declared in its metadata, or by its name family);
-    None for fields that hold no numbers."""
-    if BOUNDS_KEY in field.metadata:
-        return field.metadata[BOUNDS_KEY]
-    if typing.get_origin(hint) is Literal:
-        return None
-    scalars = _scalar_types(hint)
-    if float in scalars:
-        for pattern, family in FLOAT_FAMILIES:
-            if pattern.search(field.name):
-                return family
-        return FINITE
-    if int in scalars:
-        return COUNT
-    return None
+    def subset_random_state(self, seed: int) -> int:
+        """The seed of this run's subsets: ``subset_seed``, or the run's ``seed`` when None."""
+        return seed if self.subset_seed is None else self.subset_seed
 
 
 def check_config(config: Any, source: Mapping[str, str] | None = None) -> None:
@@ -158,91 +106,23 @@ def check_config(config: Any, source: Mapping[str, str] | None = None) -> None:
                     f"{where} {field.name}={shown}: expected {bounds} each, got {item}"
                 )
             raise ConfigError(f"{where} {field.name}={value}: expected {bounds}")
+    _check_paths(config, source or {})
 
 
-def describe_type(hint: Any) -> str:
-    """A short readable name of a type hint (``int``, ``float | None``, ``'a' | 'b'``)."""
-    origin = typing.get_origin(hint)
-    if origin is Literal:
-        return " | ".join(repr(a) for a in typing.get_args(hint))
-    if origin in (typing.Union, types.UnionType):
-        return " | ".join(describe_type(a) for a in typing.get_args(hint))
-    if origin in (tuple, list):
-        args = typing.get_args(hint)
-        inner = describe_type(args[0]) if args else "str"
-        return f"comma-separated {inner}s"
-    return "None" if hint is type(None) else getattr(hint, "__name__", str(hint))
-
-
-def parse_value(text: str, hint: Any) -> Any:
-    """Convert ``text`` to ``hint``; raise ``ValueError`` when it does not fit."""
-    origin = typing.get_origin(hint)
-    if origin is Literal:
-        for allowed in typing.get_args(hint):
-            try:
-                if parse_value(text, type(allowed)) == allowed:
-                    return allowed
-            except ValueError:
-                continue
-        raise ValueError(text)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(hint)
-        if type(None) in args and text.lower() in ("none", "null"):
-            return None
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return parse_value(text, arg)
-            except ValueError:
-                continue
-        raise ValueError(text)
-    if origin in (tuple, list):
-        item_types = [a for a in typing.get_args(hint) if a is not Ellipsis] or [str]
-        items = [item.strip() for item in text.split(",") if item.strip()]
-        parsed = [parse_value(item, item_types[0]) for item in items]
-        return tuple(parsed) if origin is tuple else parsed
-    if hint is bool:
-        lowered = text.lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(text)
-    if hint is int:
-        return int(text)
-    if hint is float:
-        return float(text)
-    if hint is str:
-        return text
-    raise ValueError(f"unsupported config type {hint!r}")
-
-
-def conforms(value: Any, hint: Any) -> bool:
-    """Whether a Python value fits a type hint (a preset's or a caller's typed value)."""
-    origin = typing.get_origin(hint)
-    if origin is Literal:
-        return value in typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(conforms(value, arg) for arg in typing.get_args(hint))
-    if origin in (tuple, list):
-        item_types = [a for a in typing.get_args(hint) if a is not Ellipsis]
-        if not isinstance(value, tuple | list):
-            return False
-        if len(item_types) > 1 and Ellipsis not in typing.get_args(hint):
-            return len(value) == len(item_types) and all(
-                conforms(v, t) for v, t in zip(value, item_types, strict=True)
-            )
-        return not item_types or all(conforms(v, item_types[0]) for v in value)
-    if hint is type(None):
-        return value is None
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    return isinstance(value, hint) if isinstance(hint, type) else True
+def _check_paths(config: Any, source: Mapping[str, str]) -> None:
+    """Refuse a field declared ``existing_path`` whose file or folder does not exist."""
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if PATH_KEY not in field.metadata or value is None:
+            continue
+        what, folder = field.metadata[PATH_KEY]
+        path = Path(value).expanduser()
+        where = source.get(field.name, f"{field.name}=")
+        shown = f"{where}{value}" if where.endswith("=") else f"{where} {value}"
+        if not path.exists():
+            raise ConfigError(f"{shown}: no such {'folder' if folder else 'file'}; expected {what}")
+        if folder and not path.is_dir():
+            raise ConfigError(f"{shown}: is a file, not a folder; expected {what}")
 
 
 def _valid_keys(types_by_name: Mapping[str, Any]) -> str:
@@ -303,16 +183,20 @@ def resolve_config(
     module: ModuleType,
     preset: str = "quick",
     *,
+    data: Path | None = None,
     overrides: Mapping[str, Any] | None = None,
     assignments: Iterable[str] = (),
     options: Mapping[str, str] | None = None,
     option_flags: Mapping[str, str] | None = None,
 ) -> Any:
-    """An experiment's ``Config`` for one run: defaults, then the preset, then the overrides.
+    """An experiment's ``Config`` for one run: every layer of the module docstring, checked.
 
     Args:
-        module: the experiment module (its ``Config`` dataclass and ``PRESETS``).
+        module: the experiment module (its ``Config`` dataclass and ``PRESETS``; optionally
+            ``DATA_FORMATS``, ``DATA_CONFIG`` and ``validate``).
         preset: the preset's name (``smoke``, ``quick``, ``full``).
+        data: the ``--data`` path, or None for the data that ships with the install. Its
+            format selects the preset's ``format_config``.
         overrides: typed values by field name, from Python callers (checked like a preset).
         assignments: ``--set key=value`` texts, parsed with the field's type.
         options: experiment flags as ``{field: text}`` (``{"model_path": "m.pt"}``), applied
@@ -320,39 +204,112 @@ def resolve_config(
         option_flags: ``{field: flag}`` to name a flag (``--model``) in errors.
 
     Returns:
-        The ``Config`` instance, every value of the field's type and inside its range.
+        The ``Config`` instance the run uses, every value of the field's type and inside its
+        range.
 
     Raises:
-        ConfigError: an unknown preset or key, a value of the wrong type, or out of range.
+        ConfigError: an unknown preset or key, a value of the wrong type or out of range, a
+            data-only field set without ``--data``, a ``--data`` path in a format the
+            experiment does not read, a path field naming nothing, or a rule of the module's
+            ``validate``.
+
+    Example:
+        >>> from mltricks.lab import registry
+        >>> cfg = resolve_config(registry.load("fgsm"), "full", assignments=["epochs=3"])
+        >>> cfg.epochs, cfg.recalibrate_bn  # the digits: no BatchNorm recalibration
+        (3, False)
     """
     config_cls = module.Config
-    name = module.__name__.rpartition(".")[2]
+    name = module.__name__.rpartition(".")[2].replace("_", "-")
     if preset not in module.PRESETS:
         raise ConfigError(
             f"{name}: unknown preset {preset!r}; choose from {', '.join(module.PRESETS)}"
         )
+    chosen = module.PRESETS[preset]
     types_by_name = field_types(config_cls)
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    layers: list[tuple[str, Mapping[str, Any]]] = [(f"preset {preset!r}", chosen.config)]
+    if data is not None:
+        data_format = _data_format(module, name, Path(data))
+        with_data = f"preset {preset!r} with --data"
+        layers += [
+            (
+                "data default",
+                {
+                    n: f.metadata[DATA_DEFAULT_KEY]
+                    for n, f in fields.items()
+                    if DATA_DEFAULT_KEY in f.metadata
+                },
+            ),
+            (f"{name}.DATA_CONFIG", getattr(module, "DATA_CONFIG", {})),
+            (with_data, chosen.data_config),
+            (with_data, chosen.format_config.get(data_format, {}) if data_format else {}),
+        ]
+    changes: dict[str, Any] = {}
     source: dict[str, str] = {}
-    changes = _checked_values(
-        module.PRESETS[preset].config, types_by_name, f"{name}: preset {preset!r}"
+    for where, values in layers:
+        checked = _checked_values(values, types_by_name, f"{name}: {where}")
+        changes.update(checked)
+        source.update(dict.fromkeys(checked, where))
+    if getattr(module, "DATA", None) is None:
+        _refuse_data_settings(name, assignments)
+    caller: dict[str, Any] = dict(
+        _checked_values(overrides or {}, types_by_name, f"{name}: overrides")
     )
-    source.update(dict.fromkeys(changes, f"preset {preset!r}"))
-    typed = _checked_values(overrides or {}, types_by_name, f"{name}: overrides")
-    changes.update(typed)
-    source.update(dict.fromkeys(typed, "override"))
+    source.update(dict.fromkeys(caller, "override"))
     parsed = _parse_assignments(assignments, types_by_name)
-    changes.update(parsed)
+    caller.update(parsed)
     source.update(dict.fromkeys(parsed, "--set"))
     for field, text in (options or {}).items():
         if field in types_by_name:
             flag = (option_flags or {}).get(field, f"--set {field}")
             try:
-                changes[field] = parse_value(text, types_by_name[field])
+                caller[field] = parse_value(text, types_by_name[field])
             except ValueError:
                 raise ConfigError(
                     f"{flag} {text}: expected {describe_type(types_by_name[field])}"
                 ) from None
             source[field] = flag
+    if data is None:
+        for key in caller:
+            if is_data_only(fields[key]):
+                # a flag names itself (--text-column); --set and Python callers name the field
+                named = source[key] if source[key].startswith("--") else f"{source[key]} {key}"
+                named = f"--set {key}" if source[key] == "--set" else named
+                raise ConfigError(
+                    f"{named}: applies to --data only; add --data PATH or leave it out"
+                )
+    changes.update(caller)
     config = config_cls(**changes)
     check_config(config, source)
+    validate = getattr(module, "validate", None)
+    if validate is not None:
+        try:
+            validate(config)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
     return config
+
+
+def _data_format(module: ModuleType, name: str, data: Path) -> str | None:
+    """The format of ``data`` among the module's ``DATA_FORMATS`` (None when it declares
+    none); ``ConfigError`` naming the path and the accepted formats when it holds none."""
+    if getattr(module, "DATA", None) is None:
+        raise ConfigError(f"--data: {name} reads no data set")
+    formats = tuple(getattr(module, "DATA_FORMATS", ()))
+    if not formats:
+        return None
+    refused = data_formats.refusal(data, formats, name)
+    if refused:
+        raise ConfigError(refused)
+    return data_formats.find_format(data, formats)
+
+
+def _refuse_data_settings(name: str, assignments: Iterable[str]) -> None:
+    """An experiment that reads no data set refuses ``--set`` of the ``DataSubset`` fields by
+    name (rather than as an unknown key)."""
+    data_fields = {f.name for f in dataclasses.fields(DataSubset)}
+    for assignment in assignments:
+        key = assignment.partition("=")[0].strip().replace("-", "_")
+        if key in data_fields:
+            raise ConfigError(f"--set {key}: a --data setting, and {name} reads no data set")

@@ -1,8 +1,8 @@
-"""The experiments the lab knows, and the eighteen systems of SEED.md they reproduce.
+"""The experiments the lab knows, and the eighteen systems they reproduce (docs/systems/).
 
-An explicit table, in SEED.md order: adding an experiment is one line here plus its module in
-``mltricks/lab/experiments/``. Modules are imported on demand, so one broken experiment does not
-stop ``mltricks list`` or the others.
+An explicit table, in the systems' order (docs/systems/index.md): adding an experiment is one
+line here plus its module in ``mltricks/lab/experiments/``. Modules are imported on demand, so
+one broken experiment does not stop ``mltricks list`` or the others.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-# The eighteen systems of SEED.md, in its order (section titles).
+# The eighteen systems, in the order of the original request; each has its page under
+# docs/systems/ (docs/hooks/results.py maps each title to its page).
 SYSTEMS: tuple[str, ...] = (
     "Semi-Supervised Clustering (Cluster-Then-Label)",
     "Learning Rate Range Test",
@@ -32,8 +33,8 @@ SYSTEMS: tuple[str, ...] = (
     "Multiple Instance Learning",
 )
 
-# What the earlier implementations behind SEED.md reported (SEED-NOTES.md), shown next to
-# mltricks's measured results. Several of these rest on bugs that SEED-NOTES.md describes.
+# What the original projects reported, shown next to mltricks's measured results. Several of
+# these rest on bugs, which each system's page under docs/systems/ describes.
 EARLIER_RESULTS: dict[str, str] = {
     "Semi-Supervised Clustering (Cluster-Then-Label)": "no number; the moves never reached the "
     "centers, so it was k-means + majority vote",
@@ -88,7 +89,7 @@ PRESET_NAMES = ("smoke", "quick", "full")
 
 
 def names() -> list[str]:
-    """All experiment names, in SEED.md order of their systems."""
+    """All experiment names, in the order of their systems."""
     return list(EXPERIMENTS)
 
 
@@ -101,7 +102,7 @@ def load(name: str) -> ModuleType:
     if missing:
         raise TypeError(f"experiment module {module.__name__} lacks {', '.join(missing)}")
     if module.SYSTEM not in SYSTEMS:
-        raise ValueError(f"{module.__name__}.SYSTEM {module.SYSTEM!r} is not a SEED.md system")
+        raise ValueError(f"{module.__name__}.SYSTEM {module.SYSTEM!r} is not in SYSTEMS")
     if set(module.PRESETS) != set(PRESET_NAMES):
         raise ValueError(f"{module.__name__}.PRESETS must define exactly {PRESET_NAMES}")
     return module

@@ -1,4 +1,4 @@
-"""BERT MLM (SEED.md): masked-language-model fine-tuning, scored on held-out text with fixed masks.
+"""BERT MLM: masked-language-model fine-tuning, scored on held-out text with fixed masks.
 
 For each seed: the corpus (by default paragraphs of the standard library's docstrings, split by
 package so no module is in both parts; ``--data FILE.csv --text-column content`` reads tweets or
@@ -9,12 +9,14 @@ training through ``engine.fit`` with transformers' collator (15%, 80/10/10, new 
 batch), and masked-token accuracy and perplexity on held-out texts whose masks were drawn once
 from ``mask_seed``, before training, after every epoch and at the end. ``fill_mask`` shows what
 the model puts into a few held-out sentences before and after.
+
+What the original project did and what was wrong in it: docs/systems/bert-mlm.md.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -22,8 +24,11 @@ import numpy as np
 import torch
 
 from mltricks.data import load_docstring_corpus, load_text_csv
-from mltricks.lab import engine, recipes
+from mltricks.lab import engine
+from mltricks.lab.config_fields import data_only, existing_path
 from mltricks.lab.experiment import Claim, Preset, RunContext, Summary
+from mltricks.lab.plots import column_estimates, errorbar
+from mltricks.lab.training import names_learning_rates
 from mltricks.nlp import (
     fill_mask,
     fixed_evaluation_masks,
@@ -43,12 +48,20 @@ DESCRIPTION = (
     "held-out perplexity and masked-token accuracy before/after, fixed evaluation masks"
 )
 DATA = "a CSV file with a text column (--text-column, default 'content'), e.g. earthquake tweets"
+DATA_FORMATS = ("csv",)
 
 
 @dataclass
 class Config:
-    model_path: str | None = None  # a local masked-LM directory (--model); None: small BERT
-    text_column: str = "content"  # the CSV column read with --data (--text-column)
+    # a local masked-LM folder (--model); None: a small BERT trained from scratch
+    model_path: str | None = field(
+        default=None,
+        metadata=existing_path(
+            "a masked-LM folder written by save_pretrained (config.json, weights, tokenizer)",
+            folder=True,
+        ),
+    )
+    text_column: str = field(default="content", metadata=data_only())  # --text-column
     modules: tuple[str, ...] = ()  # stdlib top-level modules of the default corpus; () = all
     split_seed: int = 0  # which packages (or CSV rows) are held out: fixed across seeds
     test_fraction: float = 0.2
@@ -236,6 +249,7 @@ def _fine_tune(
     )
 
 
+@names_learning_rates
 def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     train_texts, eval_texts, source = _texts(cfg, ctx)
     ctx.log(f"{len(train_texts)} training and {len(eval_texts)} held-out texts: {source}")
@@ -253,7 +267,7 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
         train_set,
         batch_size=cfg.batch_size,
         shuffle=True,
-        seed=ctx.seed,
+        random_state=ctx.seed,
         collate_fn=masked_lm_collator(tokenizer, mlm_probability=cfg.mlm_probability),
     )
     eval_loader = engine.make_loader(eval_set, batch_size=128)
@@ -365,8 +379,8 @@ def summarize(
         epochs = np.arange(curves.shape[1])
         for curve in curves:
             ax.plot(epochs, curve, color="#ccc", lw=0.8)
-        estimates = recipes.column_estimates(curves)
-        recipes.errorbar(ax, epochs, estimates, fmt="o-", capsize=3, label="mean, 95% interval")
+        estimates = column_estimates(curves)
+        errorbar(ax, epochs, estimates, fmt="o-", capsize=3, label="mean, 95% interval")
         ax.set(
             xlabel="epoch (0 = before)",
             ylabel=label,

@@ -1,6 +1,6 @@
-"""Carlini-Wagner targeted attack (SEED.md): success, distance, and the price of confidence.
+"""Carlini-Wagner targeted attack: success, distance, and the price of confidence.
 
-For each seed: the digits CNN of the ``fgsm`` experiment (``recipes.train_small_cnn``), then
+For each seed: the digits CNN of the ``fgsm`` experiment (``training.train_small_cnn``), then
 the targeted L2 attack on every test image, once towards one fixed digit (the seed attacked
 every image towards "flamingo") and once towards a random other digit per image. Measured:
 targeted success, mean and median L2 of the successful examples, and the same for targeted
@@ -8,11 +8,13 @@ FGSM: its smallest eps whose success reaches the attack's, and the L2 its pertur
 there. A kappa sweep shows how a demanded lead of the target logit costs distance. With
 ``--data`` (an MNIST-format IDX folder such as Fashion-MNIST, or the CIFAR-10 batches) the CNN
 trains on that data set and the "digits" are its classes (``target_digit`` is a class index).
+
+What the original project did and what was wrong in it: docs/systems/adversarial-attacks.md.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -20,45 +22,36 @@ import numpy as np
 import torch
 
 from mltricks.attacks import carlini_wagner, fgsm
-from mltricks.lab import recipes
+from mltricks.lab.config import DataSubset
+from mltricks.lab.config_fields import within
+from mltricks.lab.data_sources import IMAGE_DATA, SMOKE_SUBSET, SOURCES, read_images
 from mltricks.lab.experiment import Claim, Preset, RunContext, Summary
+from mltricks.lab.plots import column_estimates, errorbar, show_image
+from mltricks.lab.training import SmallCNNTraining, names_learning_rates, train_small_cnn
 
 SYSTEM = "Adversarial Attacks"
 DESCRIPTION = "Carlini-Wagner L2 on a digits CNN: targeted success and L2 vs targeted FGSM, kappa"
-DATA = recipes.IMAGE_DATA
-DATA_FORMATS = recipes.SOURCES  # what --data may hold (recipes.data_source names)
+DATA = IMAGE_DATA
+DATA_FORMATS = SOURCES
 
 
 @dataclass
-class Config:
-    width: int = 16
-    epochs: int = 15
-    batch_size: int = 64
-    lr: float = 3e-3
-    val_fraction: float = 0.15
+class Config(DataSubset, SmallCNNTraining):  # SmallCNNTraining: the CNN both attacks attack
     target_digit: int = 0
     c: float = 1.0
     steps: int = 100
     attack_lr: float = 0.1
-    binary_search_steps: int = 4
+    binary_search_steps: int = field(default=4, metadata=within(0))  # 0: c as given
     fgsm_eps: tuple[float, ...] = tuple(round(0.02 * k, 2) for k in range(1, 51))
     kappas: tuple[float, ...] = (0.0, 2.0, 5.0, 10.0)
     kappa_samples: int = 30
-    num_test: int | None = 100
+    num_test: int | None = 100  # with --data: the first of the max_test images read
     num_examples: int = 6
-    # images read from --data (0: all; the digits' splits are smaller than both, so their numbers
-    # do not depend on these); num_test then takes the first of the max_test. Full on
-    # Fashion-MNIST (3 seeds: 15 epochs on 3,000 images, the attack on 300 test images): about
-    # 7.5 CPU-minutes (one seed measured 148 CPU-seconds)
-    max_train: int = 3000
-    max_test: int = 300
-    # BatchNorm statistics recomputed on the training images after training
-    # (recipes.recalibrate_batch_norm); on by default with --data only, so that the digits'
-    # numbers stay as published
-    recalibrate_bn: bool = False
-    data_recalibrate_bn: bool = True
 
 
+# with --data: full on Fashion-MNIST (3 seeds: 15 epochs on 3,000 images, the attack on 300 test
+# images) takes about 7.5 CPU-minutes (one seed measured 148 CPU-seconds)
+DATA_CONFIG = {"max_train": 3000, "max_test": 300}
 PRESETS = {
     "smoke": Preset(
         seeds=(0,),
@@ -70,9 +63,8 @@ PRESETS = {
             "kappas": (0.0, 2.0),
             "kappa_samples": 10,
             "fgsm_eps": (0.1, 0.3, 0.6),
-            "max_train": 2000,
-            "max_test": 500,
         },
+        data_config=SMOKE_SUBSET,
     ),
     "quick": Preset(seeds=(0,)),
     # every test image, three seeds: the claims' margins are wide (see the report), and the
@@ -205,22 +197,11 @@ def _compare_with_fgsm(
     return metrics
 
 
+@names_learning_rates
 def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
-    x_train, y_train, x, y = recipes.train_test_images(
-        ctx.data, max_train=cfg.max_train, max_test=cfg.max_test, random_state=ctx.seed
-    )
-    cfg = recipes.for_data(cfg, ctx.data)
-    model, training = recipes.train_small_cnn(
-        x_train,
-        y_train,
-        width=cfg.width,
-        epochs=cfg.epochs,
-        batch_size=cfg.batch_size,
-        lr=cfg.lr,
-        val_fraction=cfg.val_fraction,
-        random_state=ctx.seed,
-        desc="digits cnn",
-        recalibrate_bn=cfg.recalibrate_bn,
+    x_train, y_train, x, y = read_images(cfg, ctx)
+    model, training = train_small_cnn(
+        x_train, y_train, cfg, random_state=ctx.seed, desc="digits cnn"
     )
     model.to(ctx.device)
     if cfg.num_test is not None:
@@ -277,7 +258,7 @@ def _example_figure(cfg: Config, ctx: RunContext, model: torch.nn.Module, result
             with torch.no_grad():
                 guess = int(model(image[None]).argmax(1))
             ax = axes[row, col]
-            recipes.show_image(ax, image)
+            show_image(ax, image)
             if result is not None:
                 ok = bool(result.success[index])
                 title += f": {guess}, L2 {float(result.l2[index]):.2f}" + ("" if ok else " (fail)")
@@ -332,8 +313,8 @@ def summarize(
     fig, ax = plt.subplots(figsize=(6, 4))
     success = np.array([r["kappa_success"] for r in results], dtype=float)
     # over the seeds that reached a kappa: a kappa no seed reached has no L2 (NaN) and no point
-    l2 = recipes.column_estimates(r["kappa_mean_l2"] for r in results)
-    recipes.errorbar(ax, cfg.kappas, l2, fmt="o-", capsize=3)
+    l2 = column_estimates(r["kappa_mean_l2"] for r in results)
+    errorbar(ax, cfg.kappas, l2, fmt="o-", capsize=3)
     for k, kappa in enumerate(cfg.kappas):
         if l2[k].n:
             ax.annotate(f"{success[:, k].mean():.0%}", (kappa, l2[k].mean), fontsize=8)

@@ -1,4 +1,4 @@
-"""Semi-supervised clustering (SEED.md): do labels pulling on the clusters beat k-means + vote?
+"""Semi-supervised clustering: do labels pulling on the clusters beat k-means + vote?
 
 Digits (8x8 pixels, optionally PCA), or MNIST / Fashion-MNIST / CIFAR-10 with ``--data``: per seed,
 the training split is cut into a pool (labeled and unlabeled samples) and a validation part; 1%, 2%,
@@ -8,10 +8,9 @@ accuracy over the seeds (the smallest alpha on ties); the test split is only sco
 scikit-learn ``KMeans`` + majority vote, ``LabelSpreading`` (knn kernel), and logistic regression on
 the labeled samples.
 
-With ``--data`` the features are a fixed map of the pixels: a PCA with ``data_pca_components``
-components fitted on the pool's images (their labels unused), and the training split is a random
-subset of ``max_train`` images (per seed), so that the labeled fractions are fractions of a pool of
-``(1 - val_fraction) * max_train`` images (1% of 4,000: 40 labels).
+With ``--data``: a PCA of the pixels of a subset of the images (``data_sources.PixelFeatures``).
+
+What the original project did and what was wrong in it: docs/systems/cluster-then-label.md.
 """
 
 from __future__ import annotations
@@ -26,52 +25,54 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.semi_supervised import LabelSpreading
 
 from mltricks.data import split_labeled
-from mltricks.lab import recipes
+from mltricks.lab.data_sources import (
+    IMAGE_DATA,
+    PIXEL_FEATURES_DATA,
+    SMOKE_SUBSET,
+    SOURCES,
+    PixelFeatures,
+    read_features,
+)
 from mltricks.lab.experiment import Claim, Preset, RunContext, Summary
-from mltricks.lab.recipes import percent_tag
+from mltricks.lab.plots import band, column_estimates, errorbar
+from mltricks.lab.splits import check_percent_tags, percent_tag
 from mltricks.lab.stats import mean_interval
+from mltricks.lab.training import label_spreading_accuracy
 from mltricks.semi_supervised import ClusterThenLabel
 
 SYSTEM = "Semi-Supervised Clustering (Cluster-Then-Label)"
 DESCRIPTION = "ClusterThenLabel alpha sweep vs k-means + vote, LabelSpreading on 1-10% labels"
-DATA = "an MNIST-format IDX folder (MNIST, Fashion-MNIST) or the CIFAR-10 python batches"
-DATA_FORMATS = recipes.SOURCES  # what --data may hold (recipes.data_source names)
+DATA = IMAGE_DATA
+DATA_FORMATS = SOURCES
 
 
 @dataclass
-class Config:
+class Config(PixelFeatures):  # the pool both experiments share
     fractions: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1)
     alphas: tuple[float, ...] = (0.0, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
     n_clusters: int = 10
     max_iter: int = 100
-    pca_components: int = 0  # 0: raw pixels
-    val_fraction: float = 0.2  # share of the training split used to choose alpha
     figure_alpha: float = 0.1  # alpha of the objective figure
     spreading_neighbors: int = 7
     logreg_c: float = 10.0
-    # --data: training / test images read (a random subset drawn by the seed; 0: all) and the
-    # PCA components of the features (0: the raw pixels)
-    max_train: int = 5000
-    max_test: int = 0
-    data_pca_components: int = 50
 
 
+DATA_CONFIG = PIXEL_FEATURES_DATA
 PRESETS = {
     "smoke": Preset(
         seeds=(0,),
-        config={
-            "fractions": (0.01, 0.02),
-            "alphas": (0.0, 0.1),
-            "max_iter": 20,
-            "max_train": 2000,
-            "max_test": 500,
-        },
+        config={"fractions": (0.01, 0.02), "alphas": (0.0, 0.1), "max_iter": 20},
+        data_config=SMOKE_SUBSET,
     ),
     "quick": Preset(seeds=(0, 1, 2)),
     # with --data the same preset: on Fashion-MNIST (5,000 training images, all 10,000 test
     # images, PCA 50) seed 0 took 9 CPU-s on one core, so the 10 seeds cost about 1.5 CPU-minutes
     "full": Preset(seeds=tuple(range(10))),
 }
+
+
+def validate(cfg: Config) -> None:
+    check_percent_tags("fractions", cfg.fractions)
 
 
 def _beats_alpha0(s: Any, fraction: float) -> bool:
@@ -113,14 +114,7 @@ def _cluster_vote(assignment: np.ndarray, centers: np.ndarray, y_semi: np.ndarra
 
 def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     # pool, validation (chooses alpha) and test features; the pool/validation cut follows the seed
-    X_pool, y_pool, X_val, y_val, X_test, y_test = recipes.image_features(
-        ctx.data,
-        holdout=cfg.val_fraction,
-        pca_components=cfg.pca_components if ctx.data is None else cfg.data_pca_components,
-        random_state=ctx.seed,
-        max_train=cfg.max_train,
-        max_test=cfg.max_test,
-    )
+    X_pool, y_pool, X_val, y_val, X_test, y_test = read_features(cfg, ctx)
     metrics: dict[str, Any] = {}
     histories = {}
     for fraction in cfg.fractions:
@@ -145,7 +139,7 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
             f"n_labeled_{tag}": int(labeled.sum()),
             f"acc_ctl_alpha0_{tag}": test_acc[cfg.alphas.index(0.0)] if 0.0 in cfg.alphas else None,
             f"acc_kmeans_vote_{tag}": float(np.mean(votes[kmeans.predict(X_test)] == y_test)),
-            f"acc_label_spreading_{tag}": recipes.label_spreading_accuracy(
+            f"acc_label_spreading_{tag}": label_spreading_accuracy(
                 spreading, X_pool, y_semi, X_test, y_test
             ),
             f"acc_logreg_{tag}": logreg.fit(X_pool[labeled], y_pool[labeled]).score(X_test, y_test),
@@ -222,7 +216,7 @@ def _plot_accuracy_vs_fraction(cfg, summary: Summary, extra, ctx: RunContext) ->
     percent = np.array(cfg.fractions) * 100
     for offset, (label, estimates) in enumerate(_method_rows(cfg, summary, extra).items()):
         x = percent * (1 + 0.03 * (offset - 2))  # spread the error bars apart
-        recipes.errorbar(ax, x, estimates, marker="o", capsize=3, label=label)
+        errorbar(ax, x, estimates, marker="o", capsize=3, label=label)
     ax.set(xscale="log", xlabel="labeled share of the pool (%)", ylabel="test accuracy")
     ax.set_xticks(percent, [f"{p:g}" for p in percent])
     ax.legend(fontsize=8)
@@ -238,10 +232,10 @@ def _plot_accuracy_vs_alpha(cfg, results, extra, ctx: RunContext) -> None:
     positions = np.arange(len(cfg.alphas))
     for fraction in cfg.fractions:
         tag = percent_tag(fraction)
-        estimates = recipes.column_estimates(r[f"ctl_test_acc_{tag}"] for r in results)
+        estimates = column_estimates(r[f"ctl_test_acc_{tag}"] for r in results)
         mean = np.array([e.mean for e in estimates])
         (line,) = ax.plot(positions, mean, "o-", label=f"{tag} labeled")
-        recipes.band(ax, positions, estimates, alpha=0.15, color=line.get_color())
+        band(ax, positions, estimates, alpha=0.15, color=line.get_color())
         chosen = cfg.alphas.index(extra[f"best_alpha_{tag}"])
         ax.plot(positions[chosen], mean[chosen], "*", ms=14, color=line.get_color())
     ax.set_xticks(positions, [f"{a:g}" for a in cfg.alphas])

@@ -1,4 +1,4 @@
-"""Consistency regularization (SEED.md): ``lambda * ||f(x) - f(x_augmented)||^2`` on unlabeled
+"""Consistency regularization: ``lambda * ||f(x) - f(x_augmented)||^2`` on unlabeled
 images, with lambda chosen on validation data: the digits, or MNIST / Fashion-MNIST / CIFAR-10 with
 ``--data``.
 
@@ -14,6 +14,8 @@ Intervals are 95% over seeds.
 With ``--data``, ``max_train`` training images (1,437 by default, the digits' number) are drawn from
 the folder's training split, so that a labeled share means the same label budget as on the digits:
 0.07 is about 100 labels (the seed's 100 labeled MNIST images), validation included.
+
+What the original project did and what was wrong in it: docs/systems/consistency-regularization.md.
 """
 
 from __future__ import annotations
@@ -25,54 +27,45 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from mltricks.data import augmentation
-from mltricks.lab import engine, recipes
+from mltricks.lab import engine
+from mltricks.lab.data_sources import IMAGE_DATA, SOURCES
 from mltricks.lab.experiment import Claim, Preset, RunContext, Summary
-from mltricks.lab.recipes import band, column_estimates, errorbar
+from mltricks.lab.plots import band, column_estimates, errorbar
 from mltricks.lab.semi_supervised import (
+    FULL_BUDGET,
     ImageSplit,
+    SemiSupervisedTraining,
     choose_on_validation,
     curves,
     diagnostics_figure,
-    fit_semi_supervised,
-    image_split,
+    run_split,
+    train_from,
 )
 from mltricks.lab.stats import interval_arrays
+from mltricks.lab.training import names_learning_rates
 from mltricks.models import SmallCNN
-from mltricks.semi_supervised import SemiSupervisedStep
 
 SYSTEM = "Consistency Regularization"
 DESCRIPTION = (
     "consistency loss weight lambda chosen on validation, vs lambda = 0, over label shares"
 )
-DATA = "an MNIST-format IDX folder (MNIST, Fashion-MNIST) or the CIFAR-10 python batches"
-DATA_FORMATS = recipes.SOURCES  # what --data may hold (recipes.data_source names)
+DATA = IMAGE_DATA
+DATA_FORMATS = SOURCES
 
 
 @dataclass
-class Config:
+class Config(SemiSupervisedTraining):  # the network, batches and budget of both experiments
     labeled_share: float = 0.07  # about 10 labeled digits per class, validation included
     val_fraction: float = 0.3  # of each class's labeled samples
     lambdas: tuple[float, ...] = (0.0, 0.1, 0.3, 1.0, 3.0, 10.0)
     sweep_shares: tuple[float, ...] = (0.035, 0.14)  # besides labeled_share
-    num_unlabeled: int | None = 320  # None: every other training image
     detach_target: bool = False
     epochs: int = 8
-    rampup_epochs: int = 3
-    batch_size: int = 16  # labeled samples per batch
-    unlabeled_ratio: int = 2  # unlabeled samples per labeled sample in a batch
-    lr: float = 3e-3
-    width: int = 16
-    dropout: float = 0.1
-    degrees: float = 10.0
-    translate: float = 0.125
-    noise: float = 0.05
-    # --data: training / test images read (a random subset drawn by the seed; 0: all). 1,437
-    # training images, the digits' number, keep labeled_share's label budget as on the digits
-    max_train: int = 1437
-    max_test: int = 0
 
 
+# with --data: 1,437 training images (the digits' number, a subset per seed) keep labeled_share's
+# label budget as on the digits; all test images
+DATA_CONFIG = {"max_train": 1437}
 PRESETS = {
     "smoke": Preset(
         seeds=(0,),
@@ -83,25 +76,14 @@ PRESETS = {
             "num_unlabeled": 96,
             "epochs": 1,
             "width": 8,
-            "max_test": 500,
         },
+        data_config={"max_test": 500},
     ),
     "quick": Preset(seeds=(0, 1), config={"lambdas": (0.0, 1.0, 10.0), "sweep_shares": ()}),
-    "full": Preset(
-        seeds=tuple(range(5)),
-        # the budget of unsupervised-support's full preset: at 15 epochs and 512 unlabeled
-        # images the networks were still undertrained (unlabeled entropy ~0.7 nats at lambda 0).
-        # The same sizes serve --data: on Fashion-MNIST (100 labels of 1,437 images, 640
-        # unlabeled, all 10,000 test images) seed 0 took 176 CPU-s on one core with 8 trainings
-        # (lambda 0 chosen; 10 when the chosen lambda is > 0), so the 5 seeds cost 15-18
-        # CPU-minutes
-        config={
-            "epochs": 20,
-            "rampup_epochs": 6,
-            "num_unlabeled": 640,
-            "sweep_shares": (0.035, 0.14),
-        },
-    ),
+    # with --data: on Fashion-MNIST (100 labels of 1,437 images, 640 unlabeled, all 10,000 test
+    # images) seed 0 took 176 CPU-s on one core with 8 trainings (lambda 0 chosen; 10 when the
+    # chosen lambda is > 0), so the 5 seeds cost 15-18 CPU-minutes
+    "full": Preset(seeds=tuple(range(5)), config={**FULL_BUDGET, "sweep_shares": (0.035, 0.14)}),
 }
 
 CLAIMS = (
@@ -129,22 +111,15 @@ def _train(
     cfg: Config, data: ImageSplit, lam: float, seed: int, initial: dict[str, Any]
 ) -> tuple[dict[str, float], dict[str, list[float]]]:
     """Train one model with consistency weight ``lam``; validation and test metrics, curves."""
-    engine.seed_everything(seed)  # same batch order and random state for every lambda
-    loader = data.loader(
-        batch_size=cfg.batch_size, unlabeled_ratio=cfg.unlabeled_ratio, random_state=seed
-    )
-    model = SmallCNN(data.labeled_x.shape[1], 10, width=cfg.width, dropout=cfg.dropout)
-    model.load_state_dict(initial)
-    step = SemiSupervisedStep(
-        num_classes=10,
+    model, history, _ = train_from(
+        cfg,
+        data,
+        initial,
+        random_state=seed,  # the same batch order and random state for every lambda
+        desc=f"lambda {lam:g}",
         consistency=lam,
         num_views=1,
-        rampup_steps=cfg.rampup_epochs * len(loader),
-        augment=augmentation(cfg.degrees, cfg.translate, cfg.noise),
         detach_target=cfg.detach_target,
-    )
-    history, _ = fit_semi_supervised(
-        model, loader, step, data.unlabeled_x, epochs=cfg.epochs, lr=cfg.lr, desc=f"lambda {lam:g}"
     )
     val = engine.evaluate(model, engine.make_loader(data.val_x, data.val_y, batch_size=512))
     test = engine.evaluate(model, engine.make_loader(data.test_x, data.test_y, batch_size=512))
@@ -161,9 +136,14 @@ def _initial(cfg: Config, in_channels: int) -> dict[str, Any]:
     return SmallCNN(in_channels, 10, width=cfg.width, dropout=cfg.dropout).state_dict()
 
 
-def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
+def validate(cfg: Config) -> None:
     if 0.0 not in cfg.lambdas:
-        raise ValueError(f"lambdas must include 0 (the baseline); got {cfg.lambdas}")
+        shown = ",".join(f"{lam:g}" for lam in cfg.lambdas)
+        raise ValueError(f"--set lambdas={shown}: must include 0 (the baseline)")
+
+
+@names_learning_rates
+def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     # the split draws only from its own seeded generators: the initial weights do not depend on
     # whether it is made first
     data = _split(cfg, ctx, cfg.labeled_share)
@@ -213,15 +193,7 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
 
 def _split(cfg: Config, ctx: RunContext, share: float) -> ImageSplit:
     """The seed's labeled / validation / unlabeled / test split at a labeled share."""
-    return image_split(
-        ctx.data,
-        share,
-        seed=ctx.seed,
-        val_fraction=cfg.val_fraction,
-        num_unlabeled=cfg.num_unlabeled,
-        max_train=cfg.max_train,
-        max_test=cfg.max_test,
-    )
+    return run_split(cfg, ctx, "labeled_share", share, val_fraction=cfg.val_fraction)
 
 
 def _labeled_share_sweep(

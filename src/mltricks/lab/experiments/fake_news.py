@@ -1,10 +1,10 @@
-"""Fake News Feature Importance (SEED.md): nine surface statistics of (title, body), a random forest.
+"""Fake News Feature Importance: nine surface statistics of (title, body), a random forest.
 
 Data: ``--data FILE.csv`` with ``title``, ``text`` and binary ``label`` columns (the Kaggle
 fake/real news layout). Without it the default corpus is **not news**: real standard-library
 docstrings (title = summary line, body = the rest) against machine-generated imitations of them
 from a word-bigram Markov chain with the same lengths in words (``mltricks.data``,
-``load_real_vs_generated_docstrings``). It tests whether the SEED.md statistics tell real text
+``load_real_vs_generated_docstrings``). It tests whether the original project's statistics tell real text
 from generated text, nothing about misinformation.
 
 For each seed: a stratified train/test split; ``TextStatistics -> StandardScaler -> forest``
@@ -19,12 +19,14 @@ but the reported scores.
 F1 of class 1 is the seed's metric. On balanced classes a model that calls everything class 1
 scores 2p/(1+p) = 0.67 for a share p = 0.5 of class 1, so single-feature F1 is also shown as
 the share of the gap between that baseline and all features that one feature closes.
+
+What the original project did and what was wrong in it: docs/systems/fake-news.md.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -39,8 +41,9 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from mltricks.data import LabeledTexts, load_labeled_text_csv, load_real_vs_generated_docstrings
-from mltricks.lab import recipes
+from mltricks.lab.config_fields import data_only
 from mltricks.lab.experiment import Claim, NotApplicable, Preset, RunContext, Summary
+from mltricks.lab.plots import band, column_estimates, interval_errors
 from mltricks.tabular import FEATURE_NAMES, PROBE, TextStatistics, feature_importance
 
 SYSTEM = "Fake News Feature Importance"
@@ -49,16 +52,19 @@ DESCRIPTION = (
     "default data: real stdlib docstrings vs Markov-chain imitations, not news"
 )
 DATA = "a CSV file with title, text and binary label columns (Kaggle fake/real news layout)"
+DATA_FORMATS = ("csv",)
 
 
 @dataclass
 class Config:
-    title_column: str = "title"
-    text_column: str = "text"  # --text-column
-    label_column: str = "label"
+    # the CSV's columns (--data only)
+    title_column: str = field(default="title", metadata=data_only())
+    text_column: str = field(default="text", metadata=data_only())  # --text-column
+    label_column: str = field(default="label", metadata=data_only())
     num_per_class: int = 500  # default corpus: real docstrings, and as many imitations
     modules: tuple[str, ...] = ()  # default corpus: stdlib top-level modules read; () = all
-    max_samples: int = 5000  # CSV: rows drawn at random (the seed used 5,000 articles)
+    # CSV rows drawn at random, per seed (the seed used 5,000 articles)
+    max_samples: int = field(default=5000, metadata=data_only())
     test_fraction: float = 0.25
     n_estimators: tuple[int, ...] = (50, 150)
     min_samples_leaf: tuple[int, ...] = (1, 5, 20)
@@ -106,7 +112,7 @@ def _gap_closed(s: Summary) -> float:
 CLAIMS = (
     Claim(
         "the best single feature reaches at least 90% of the test F1 of all features together "
-        "(SEED.md: good results with only one feature)",
+        "(the original project: good results with only one feature)",
         lambda s: s["single_over_all"].mean >= 0.9,
         ("f1_best_single", "f1_forest", "single_over_all"),
         min_seeds=3,
@@ -287,10 +293,10 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
 def summarize(
     cfg: Config, summary: Summary, results: list[dict[str, Any]], ctx: RunContext
 ) -> dict[str, float]:
-    estimates = recipes.column_estimates(r["f1_by_num_features"] for r in results)
+    estimates = column_estimates(r["f1_by_num_features"] for r in results)
     counts = np.arange(1, len(estimates) + 1)
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    recipes.band(ax, counts, estimates, alpha=0.25, label="95% interval over seeds")
+    band(ax, counts, estimates, alpha=0.25, label="95% interval over seeds")
     ax.plot(
         counts,
         [e.mean for e in estimates],
@@ -321,7 +327,7 @@ def summarize(
         ("permutation (held-out F1 drop)", "impurity (mean decrease)", "F1 of the feature alone"),
     ):
         estimates = [summary[prefix + n] for n in names]
-        errors = recipes.interval_errors(estimates)
+        errors = interval_errors(estimates)
         colors = ["C3" if n == PROBE else "C0" for n in names]
         values = [e.mean for e in estimates]
         ax.barh(np.arange(len(names)), values, xerr=errors, color=colors, capsize=2)

@@ -1,4 +1,4 @@
-"""Faster R-CNN (SEED.md): detect litter on forest floor without firing on look-alikes.
+"""Faster R-CNN: detect litter on forest floor without firing on look-alikes.
 
 For each seed: a Faster R-CNN (``mltricks.detection.faster_rcnn``; by default its small
 backbone, which learns from random weights within the CPU budget) is trained through
@@ -8,16 +8,18 @@ and train as negatives). Object labels start at 1: the seed trained with every l
 background class, so its box head never learned. After every epoch the held-out scenes are
 scored: COCO mAP@0.5 and mAP@[.5:.95] with per-class AP, and detections that fire on a
 confounder. The starting model is random unless ``--model PATH`` gives a local checkpoint
-(torchvision's COCO weights with ``--set backbone=mobilenet_v3``, as SEED.md fine-tuned a
+(torchvision's COCO weights with ``--set backbone=mobilenet_v3``, as the original project fine-tuned a
 COCO-pretrained model; nothing is downloaded). ``--data PATH`` trains and evaluates on a real
 Pascal VOC folder or COCO JSON file instead (a seeded 80/20 split), e.g. the Kaggle "litter on
 forest floor" images with their XML boxes.
+
+What the original project did and what was wrong in it: docs/systems/faster-rcnn.md.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -34,13 +36,16 @@ from mltricks.detection import (
     validate_targets,
 )
 from mltricks.lab import engine
+from mltricks.lab.config_fields import data_only, existing_path
 from mltricks.lab.experiment import Claim, NotApplicable, Preset, RunContext, Summary
+from mltricks.lab.training import names_learning_rates
 
 SYSTEM = "Faster R-CNN Object Detection"
 DESCRIPTION = (
     "Faster R-CNN on litter-on-forest-floor scenes: mAP and false positives on look-alikes"
 )
 DATA = "a Pascal VOC folder (one XML per image) or a COCO JSON file"
+DATA_FORMATS = ("voc", "coco")
 
 
 @dataclass
@@ -63,10 +68,13 @@ class Config:
     proposals: tuple[int, int] = (300, 100)
     anchor_sizes: tuple[int, ...] = (12, 16, 24, 32, 48)
     score_threshold: float = 0.5
-    model_path: str | None = None  # --model: a local Faster R-CNN state dict to start from
+    # --model: a local Faster R-CNN state dict to start from
+    model_path: str | None = field(
+        default=None, metadata=existing_path("a Faster R-CNN state-dict file (torch.save)")
+    )
     # --data: real images are shrunk to this longer side and resized by the model to min_size
-    max_side: int = 512
-    min_size: int = 320
+    max_side: int = field(default=512, metadata=data_only())
+    min_size: int = field(default=320, metadata=data_only())
     test_fraction: float = 0.2
 
 
@@ -214,6 +222,7 @@ def _model(cfg: Config, ctx: RunContext, train: DetectionData) -> torch.nn.Modul
     )
 
 
+@names_learning_rates
 def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     train, test, confounders = _data(cfg, ctx)
     model = _model(cfg, ctx, train)
@@ -230,7 +239,11 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     loader = engine.make_loader(
-        train, batch_size=cfg.batch_size, shuffle=True, seed=ctx.seed, collate_fn=collate_detection
+        train,
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        random_state=ctx.seed,
+        collate_fn=collate_detection,
     )
     total_steps = cfg.epochs * len(loader)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(

@@ -1,4 +1,4 @@
-"""Fast gradient sign method (SEED.md): how fast accuracy falls with eps, and where it stops.
+"""Fast gradient sign method: how fast accuracy falls with eps, and where it stops.
 
 For each seed: a small CNN trained on the bundled digits (8x8, values in [0, 1]; with ``--data``
 an MNIST-format IDX folder such as Fashion-MNIST, or the CIFAR-10 batches), then untargeted
@@ -7,6 +7,8 @@ the mean probability and logit of the true class, and how many images that some 
 classified correctly again at a larger eps (the seed's remark that a strong perturbation leaves
 the data distribution and can raise the class score again, because the gradient is only a local
 approximation).
+
+What the original project did and what was wrong in it: docs/systems/adversarial-attacks.md.
 """
 
 from __future__ import annotations
@@ -19,41 +21,31 @@ import numpy as np
 import torch
 
 from mltricks.attacks import fgsm
-from mltricks.lab import recipes
+from mltricks.lab.config import DataSubset
+from mltricks.lab.data_sources import IMAGE_DATA, SMOKE_SUBSET, SOURCES, read_images
 from mltricks.lab.experiment import Claim, Preset, RunContext, Summary
+from mltricks.lab.plots import show_image
+from mltricks.lab.training import SmallCNNTraining, names_learning_rates, train_small_cnn
 
 SYSTEM = "Adversarial Attacks"
 DESCRIPTION = "FGSM on a digits CNN: accuracy and true-class score against eps from 0 to 0.5"
-DATA = recipes.IMAGE_DATA
-DATA_FORMATS = recipes.SOURCES  # what --data may hold (recipes.data_source names)
+DATA = IMAGE_DATA
+DATA_FORMATS = SOURCES
 
 
 @dataclass
-class Config:
-    width: int = 16
-    epochs: int = 15
-    batch_size: int = 64
-    lr: float = 3e-3
-    val_fraction: float = 0.15
+class Config(DataSubset, SmallCNNTraining):  # SmallCNNTraining: the CNN both attacks attack
     eps: tuple[float, ...] = (0.0, 0.02, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
     claim_eps: float = 0.1
     num_examples: int = 6
-    # images read from --data (0: all; the digits' splits are smaller than both, so their numbers
-    # do not depend on these). Full on Fashion-MNIST (10 seeds x 15 epochs on 3,000 images, FGSM
-    # on 1,000): about 6 CPU-minutes (one seed measured 37 CPU-seconds)
-    max_train: int = 3000
-    max_test: int = 1000
-    # BatchNorm statistics recomputed on the training images after training
-    # (recipes.recalibrate_batch_norm); on by default with --data only, so that the digits'
-    # numbers stay as published
-    recalibrate_bn: bool = False
-    data_recalibrate_bn: bool = True
 
 
+# with --data: full on Fashion-MNIST (10 seeds x 15 epochs on 3,000 images, FGSM on 1,000) takes
+# about 6 CPU-minutes (one seed measured 37 CPU-seconds)
+DATA_CONFIG = {"max_train": 3000, "max_test": 1000}
 PRESETS = {
     "smoke": Preset(
-        seeds=(0,),
-        config={"epochs": 2, "eps": (0.0, 0.1, 0.3), "max_train": 2000, "max_test": 500},
+        seeds=(0,), config={"epochs": 2, "eps": (0.0, 0.1, 0.3)}, data_config=SMOKE_SUBSET
     ),
     "quick": Preset(seeds=(0, 1, 2)),
     "full": Preset(seeds=tuple(range(10))),
@@ -74,25 +66,16 @@ def _predict(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         return model(x)
 
 
-def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
+def validate(cfg: Config) -> None:
     if cfg.claim_eps not in cfg.eps or 0.0 not in cfg.eps:
-        raise ValueError(f"eps must contain 0 and claim_eps={cfg.claim_eps}; got {cfg.eps}")
-    x_train, y_train, x_test, y_test = recipes.train_test_images(
-        ctx.data, max_train=cfg.max_train, max_test=cfg.max_test, random_state=ctx.seed
-    )
-    cfg = recipes.for_data(cfg, ctx.data)
-    model, training = recipes.train_small_cnn(
-        x_train,
-        y_train,
-        width=cfg.width,
-        epochs=cfg.epochs,
-        batch_size=cfg.batch_size,
-        lr=cfg.lr,
-        val_fraction=cfg.val_fraction,
-        random_state=ctx.seed,
-        desc="cnn",
-        recalibrate_bn=cfg.recalibrate_bn,
-    )
+        shown = ",".join(f"{e:g}" for e in cfg.eps)
+        raise ValueError(f"--set eps={shown}: must contain 0 and claim_eps={cfg.claim_eps:g}")
+
+
+@names_learning_rates
+def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
+    x_train, y_train, x_test, y_test = read_images(cfg, ctx)
+    model, training = train_small_cnn(x_train, y_train, cfg, random_state=ctx.seed, desc="cnn")
     model.to(ctx.device)
     x, y = x_test.to(ctx.device), y_test.to(ctx.device)
 
@@ -153,7 +136,7 @@ def _example_figure(
             image = adversarials[k][row : row + 1].to(ctx.device)
             probs = _predict(model, image).softmax(1)[0].cpu()
             ax = axes[row, col]
-            recipes.show_image(ax, image[0])
+            show_image(ax, image[0])
             guess = int(probs.argmax())
             color = "tab:green" if guess == int(y[row]) else "tab:red"
             ax.set_title(

@@ -1,25 +1,27 @@
-"""Learning-rate range test (SEED.md): does the slope pick find the learning rate that trains best?
+"""Learning-rate range test: does the slope pick find the learning rate that trains best?
 
 For each seed: a small CNN on the digits, one range test from its initial weights (every
 candidate from the same checkpoint, same batches, least-squares slope), the naive pick (largest
 drop from the first to the last batch loss), and the truth: the same initial weights trained with
 every candidate for a few epochs through ``engine.fit``, scored by validation loss. The problem
-and the truth come from ``recipes.lr_range_problem`` and ``recipes.trained_val_losses``, which
+and the truth come from ``lr_problem.lr_range_problem`` and ``lr_problem.trained_val_losses``, which
 ``benchmarks/bench_lr_range_test.py`` shares.
+
+What the original project did and what was wrong in it: docs/systems/lr-range-test.md.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch.nn.functional as F
 
-from mltricks.lab import recipes
 from mltricks.lab.experiment import Claim, Preset, RunContext, Summary
+from mltricks.lab.lr_problem import batch_stream, lr_range_problem, trained_val_losses
 from mltricks.tuning import lr_range_test
 
 SYSTEM = "Learning Rate Range Test"
@@ -30,7 +32,7 @@ DATA = None
 @dataclass
 class Config:
     lrs: tuple[float, ...] = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
-    optimizer: str = "adam"
+    optimizer: Literal["sgd", "momentum", "adam", "adamw"] = "adam"  # tuning.OPTIMIZERS
     num_batches: int = 100
     batch_size: int = 32
     width: int = 16
@@ -73,17 +75,17 @@ CLAIMS = (
 
 
 def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
-    problem = recipes.lr_range_problem(
+    problem = lr_range_problem(
         width=cfg.width,
         batch_size=cfg.batch_size,
         val_fraction=cfg.val_fraction,
-        seed=ctx.seed,
+        random_state=ctx.seed,
         device=ctx.device,
     )
     result = lr_range_test(
         problem.model,
         F.cross_entropy,
-        recipes.batch_stream(problem),
+        batch_stream(problem),
         lrs=cfg.lrs,
         num_batches=cfg.num_batches,
         optimizer=cfg.optimizer,
@@ -91,14 +93,14 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
         random_state=ctx.seed,
     )
     ctx.log(result.message)
-    val_losses = recipes.trained_val_losses(
+    val_losses = trained_val_losses(
         problem,
         lrs=cfg.lrs,
         optimizer=cfg.optimizer,
         epochs=cfg.truth_epochs,
         repeats=cfg.truth_repeats,
         batch_size=cfg.batch_size,
-        seed=ctx.seed,
+        random_state=ctx.seed,
     )
     truth = int(np.argmin(val_losses))
     slope, naive = result.best_index, result.naive_index

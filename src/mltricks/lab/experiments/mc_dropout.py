@@ -1,4 +1,4 @@
-"""Monte Carlo dropout (SEED.md): ensembles of 1 to 50 dropout samples vs standard dropout.
+"""Monte Carlo dropout: ensembles of 1 to 50 dropout samples vs standard dropout.
 
 For each seed (the seed's "10 runs"): a small CNN with dropout in its head is trained on the
 digits (with ``--data`` an MNIST-format IDX folder such as Fashion-MNIST, or the CIFAR-10
@@ -7,6 +7,8 @@ deterministic pass, the inverted-dropout scaling already done in training) is co
 ensembles of T = 1, 2, 5, 10, 20, 50 samples (nested: the first T of 50 draws) on the test set:
 accuracy, negative log-likelihood and expected calibration error, with paired differences so
 that the interval over seeds compares like with like.
+
+What the original project did and what was wrong in it: docs/systems/mc-dropout.md.
 """
 
 from __future__ import annotations
@@ -19,19 +21,27 @@ import numpy as np
 import torch
 
 from mltricks.ensembles import MCDropout, ensemble_metrics, mutual_information
-from mltricks.lab import engine, recipes
+from mltricks.lab import engine
+from mltricks.lab.config import DataSubset
+from mltricks.lab.data_sources import IMAGE_DATA, SMOKE_SUBSET, SOURCES, read_images
 from mltricks.lab.experiment import Claim, Preset, RunContext, Summary
+from mltricks.lab.plots import band
 from mltricks.lab.stats import interval_arrays
+from mltricks.lab.training import (
+    BatchNormRecalibration,
+    names_learning_rates,
+    recalibrate_batch_norm,
+)
 from mltricks.models import SmallCNN
 
 SYSTEM = "Monte Carlo Dropout"
 DESCRIPTION = "MC dropout ensembles (T = 1..50) vs standard dropout from the same weights"
-DATA = recipes.IMAGE_DATA
-DATA_FORMATS = recipes.SOURCES  # what --data may hold (recipes.data_source names)
+DATA = IMAGE_DATA
+DATA_FORMATS = SOURCES
 
 
 @dataclass
-class Config:
+class Config(DataSubset, BatchNormRecalibration):
     width: int = 16
     dropout: float = 0.1  # chosen on a validation split: the best MC validation NLL of 0.1-0.5
     epochs: int = 30  # full: 60 (the 5-minute budget of a full preset)
@@ -39,20 +49,12 @@ class Config:
     lr: float = 1e-3
     sample_sizes: tuple[int, ...] = (1, 2, 5, 10, 20, 50)
     num_bins: int = 15
-    # --data only (the digits' splits are smaller than the caps, and they train for epochs):
-    # images read (0: all; a seeded subset per seed) and epochs (0: epochs). Full on
-    # Fashion-MNIST (10 seeds x 10 epochs on 4,000 images, 50 MC passes over 1,000 test images):
-    # about 8 CPU-minutes (one seed measured 47 CPU-seconds)
-    max_train: int = 4000
-    max_test: int = 1000
-    data_epochs: int = 0
-    # BatchNorm statistics recomputed on the training images after training
-    # (recipes.recalibrate_batch_norm): both the standard pass and the MC passes normalise with
-    # them. On by default with --data only, so that the digits' numbers stay as published
-    recalibrate_bn: bool = False
-    data_recalibrate_bn: bool = True
 
 
+# with --data (the recomputed BatchNorm statistics serve the standard and the MC passes alike):
+# full on Fashion-MNIST (10 seeds x 10 epochs on 4,000 images, 50 MC passes over 1,000 test
+# images) takes about 8 CPU-minutes (one seed measured 47 CPU-seconds)
+DATA_CONFIG = {"max_train": 4000, "max_test": 1000}
 PRESETS = {
     "smoke": Preset(
         seeds=(0,),
@@ -60,12 +62,11 @@ PRESETS = {
             "width": 8,
             "epochs": 2,
             "sample_sizes": (1, 10, 20, 50),
-            "max_train": 2000,
-            "max_test": 500,
         },
+        data_config=SMOKE_SUBSET,
     ),
     "quick": Preset(seeds=(0, 1, 2)),
-    "full": Preset(seeds=tuple(range(10)), config={"epochs": 60, "data_epochs": 10}),
+    "full": Preset(seeds=tuple(range(10)), config={"epochs": 60}, data_config={"epochs": 10}),
 }
 
 LARGE = (10, 20, 50)  # the ensemble sizes the claims are about
@@ -87,14 +88,12 @@ CLAIMS = (
 )
 
 
+@names_learning_rates
 def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
-    x_train, y_train, x_test, y_test = recipes.train_test_images(
-        ctx.data, max_train=cfg.max_train, max_test=cfg.max_test, random_state=ctx.seed
-    )
-    cfg = recipes.for_data(cfg, ctx.data)
+    x_train, y_train, x_test, y_test = read_images(cfg, ctx)
     model = SmallCNN(x_train.shape[1], 10, width=cfg.width, dropout=cfg.dropout)
     train_loader = engine.make_loader(
-        x_train, y_train, batch_size=cfg.batch_size, shuffle=True, seed=ctx.seed
+        x_train, y_train, batch_size=cfg.batch_size, shuffle=True, random_state=ctx.seed
     )
     history = engine.fit(
         model,
@@ -104,7 +103,7 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
         desc="mc-dropout",
     )
     if cfg.recalibrate_bn:
-        recipes.recalibrate_batch_norm(model, x_train)
+        recalibrate_batch_norm(model, x_train)
     test_loader = engine.make_loader(x_test, y_test, batch_size=500)
     model = cast(SmallCNN, engine.unwrap(model))
 
@@ -158,7 +157,7 @@ def summarize(
                 ax.plot(sizes, [r[f"acc_mc{t}"] for t in sizes], color="C0", alpha=0.2, lw=0.8)
         ax.plot(sizes, [e.mean for e in mc], "o-", color="C0", label="MC dropout (mean)")
         if len(results) > 1:
-            recipes.band(ax, sizes, mc, color="C0", alpha=0.25)
+            band(ax, sizes, mc, color="C0", alpha=0.25)
             _, low, high = interval_arrays([std])
             ax.axhspan(low[0], high[0], color="C3", alpha=0.15)
         ax.axhline(std.mean, color="C3", ls="--", label="standard dropout")

@@ -1,4 +1,4 @@
-"""MIMO classification (SEED.md): M subnetworks in one network, M = 1..4, vs a deep ensemble.
+"""MIMO classification: M subnetworks in one network, M = 1..4, vs a deep ensemble.
 
 For each seed: a MIMO network (a small CNN backbone whose input layer takes the M member images
 stacked on channels) is trained for every M on the digits (with ``--data`` the CIFAR-10 batches
@@ -8,13 +8,15 @@ ensemble and per-member accuracy, NLL, ECE, member disagreement. A deep ensemble
 trained M = 1 networks is scored next to it. Cost is measured on the ResNet-18 backbone (the
 seed's model): parameters and inference time of MIMO for every M and of a deep ensemble of M
 ResNet-18s, relative to M = 1, timed side by side in one process (medians over repeats).
+
+What the original project did and what was wrong in it: docs/systems/mimo.md.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -22,20 +24,26 @@ import torch
 from torch import nn
 
 from mltricks.ensembles import MIMO, ensemble_metrics, member_accuracy, mimo_loader, mimo_loss
-from mltricks.lab import engine, recipes
+from mltricks.lab import engine
+from mltricks.lab.config import DataSubset
+from mltricks.lab.data_sources import IMAGE_DATA, SMOKE_SUBSET, SOURCES, read_images
 from mltricks.lab.experiment import Claim, Preset, RunContext, Summary
+from mltricks.lab.plots import errorbar
+from mltricks.lab.training import names_learning_rates
 from mltricks.models import SmallCNN, small_resnet18
 
 SYSTEM = "MIMO Classification"
 DESCRIPTION = "MIMO ensembles M = 1..4: accuracy, NLL, ECE, disagreement, cost vs a deep ensemble"
-DATA = recipes.IMAGE_DATA
-DATA_FORMATS = recipes.SOURCES  # what --data may hold (recipes.data_source names)
+DATA = IMAGE_DATA
+DATA_FORMATS = SOURCES
+
+Backbone = Literal["cnn", "resnet18"]
 
 
 @dataclass
-class Config:
+class Config(DataSubset):
     members: tuple[int, ...] = (1, 2, 3, 4)
-    backbone: str = "cnn"  # the trained backbone: "cnn" (SmallCNN) or "resnet18"
+    backbone: Backbone = "cnn"  # the trained backbone: "cnn" (SmallCNN) or "resnet18"
     width: int = 32
     epochs: int = 30
     batch_size: int = 64
@@ -44,19 +52,12 @@ class Config:
     batch_repetitions: int = 1
     deep_ensemble_size: int = 3
     num_bins: int = 15
-    # --data only (the digits' splits are smaller than the caps): images read (0: all; a seeded
-    # subset per seed), and epochs and width of the trained backbone (0: epochs, width). Full on
-    # Fashion-MNIST (5 seeds x 6 trainings x 4 epochs on 3,000 images at width 16; width 32
-    # trains ~2.8x slower): about 12 CPU-minutes (one seed measured 148 CPU-seconds)
-    max_train: int = 3000
-    max_test: int = 1000
-    data_epochs: int = 0
-    data_width: int = 0
-    cost_backbone: str = "resnet18"  # the backbone of the cost comparison (the claims' model)
+    cost_backbone: Backbone = "resnet18"  # the backbone of the cost comparison (the claims')
     timing_batch: int = 64
     timing_repeats: int = 5
 
 
+DATA_CONFIG = {"max_train": 3000, "max_test": 1000}  # with --data, in every preset
 PRESETS = {
     "smoke": Preset(
         seeds=(0,),
@@ -68,17 +69,18 @@ PRESETS = {
             "cost_backbone": "cnn",  # ResNet-18s are too slow to build for a smoke run
             "timing_batch": 8,
             "timing_repeats": 2,
-            "max_train": 2000,
-            "max_test": 500,
         },
+        data_config=SMOKE_SUBSET,
     ),
     "quick": Preset(
         seeds=(0, 1), config={"members": (1, 3), "epochs": 10, "deep_ensemble_size": 2}
     ),
     # 5 seeds x 6 trainings (M = 1..4 and two more M = 1 for the deep ensemble) fit the 5-minute
-    # budget of a full preset at 12 epochs
+    # budget of a full preset at 12 epochs. With --data: on Fashion-MNIST (6 trainings x 4
+    # epochs on 3,000 images at width 16; width 32 trains ~2.8x slower) about 12 CPU-minutes
+    # (one seed measured 148 CPU-seconds)
     "full": Preset(
-        seeds=tuple(range(5)), config={"epochs": 12, "data_epochs": 4, "data_width": 16}
+        seeds=tuple(range(5)), config={"epochs": 12}, data_config={"epochs": 4, "width": 16}
     ),
 }
 
@@ -221,14 +223,9 @@ def _forward(name: str, models: list[nn.Module], x: torch.Tensor) -> None:
             model(x)
 
 
+@names_learning_rates
 def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
-    for field in ("backbone", "cost_backbone"):
-        if getattr(cfg, field) not in ("cnn", "resnet18"):
-            raise ValueError(f"{field} must be 'cnn' or 'resnet18'; got {getattr(cfg, field)!r}")
-    cfg = recipes.for_data(cfg, ctx.data)
-    x_train, y_train, x_test, y_test = recipes.train_test_images(
-        ctx.data, max_train=cfg.max_train, max_test=cfg.max_test, random_state=ctx.seed
-    )
+    x_train, y_train, x_test, y_test = read_images(cfg, ctx)
     metrics: dict[str, Any] = {}
     single: list[torch.Tensor] = []  # probabilities of M = 1 networks, for the deep ensemble
     for members in sorted(set(cfg.members) | {1}):
@@ -267,14 +264,12 @@ def summarize(
     de = cfg.deep_ensemble_size
     for ax, (key, label) in zip(axes, panels):
         estimates = [summary[f"{key}_m{m}"] for m in members]
-        recipes.errorbar(ax, members, estimates, fmt="o-", capsize=3, label="MIMO ensemble")
+        errorbar(ax, members, estimates, fmt="o-", capsize=3, label="MIMO ensemble")
         if key == "acc":
             member = [summary[f"member_acc_m{m}"] for m in members]
-            recipes.errorbar(ax, members, member, fmt="s--", capsize=3, label="MIMO members (mean)")
+            errorbar(ax, members, member, fmt="s--", capsize=3, label="MIMO members (mean)")
         deep = summary[f"{key}_de{de}"]
-        recipes.errorbar(
-            ax, [de], [deep], fmt="D", color="C3", capsize=3, label=f"deep ensemble of {de}"
-        )
+        errorbar(ax, [de], [deep], fmt="D", color="C3", capsize=3, label=f"deep ensemble of {de}")
         ax.set(xlabel="members M", ylabel=label, title=label, xticks=members)
     axes[0].legend(fontsize=8)
     ctx.savefig(
@@ -291,7 +286,7 @@ def summarize(
     ):
         for prefix, name in (("m", "MIMO"), ("de", "deep ensemble")):
             estimates = [summary[f"{key}_{prefix}{m}"] for m in members]
-            recipes.errorbar(ax, members, estimates, fmt="o-", capsize=3, label=name)
+            errorbar(ax, members, estimates, fmt="o-", capsize=3, label=name)
         ax.set(
             xlabel="members M",
             ylabel=f"{label} / one ResNet-18",

@@ -1,9 +1,11 @@
-"""Positional encoding (SEED.md): the sinusoidal table, its waveforms and its similarity structure.
+"""Positional encoding: the sinusoidal table, its waveforms and its similarity structure.
 
 Reproduces the seed's figures (the position x dimension heatmap and PE.PE^T for 64 positions and
 100 dimensions) and checks the properties that make the encoding useful: every row has the same
 norm, and a shift by k positions is one fixed rotation, so PE(p).PE(p+k) depends on k only. The
 seed's variant (frequency from 2j/d instead of 2*floor(j/2)/d) is measured next to it.
+
+What the original project did and what was wrong in it: docs/systems/positional-encoding.md.
 """
 
 from __future__ import annotations

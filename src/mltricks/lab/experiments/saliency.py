@@ -1,4 +1,4 @@
-"""Saliency, SmoothGrad and guided backprop (SEED.md "cam"): weak boxes, masking and deletion.
+"""Saliency, SmoothGrad and guided backprop ("cam"): weak boxes, masking and deletion.
 
 For each seed: generated scenes with one digit object (and unlabeled distractor shapes) on a dark
 canvas; a small CNN learns the digit from the image label alone. Four maps explain its decision
@@ -14,6 +14,8 @@ the image-classification sets the lab reads (MNIST, Fashion-MNIST, CIFAR-10) do 
 the detection sets (Pascal VOC, COCO) hold several labeled objects per image where the classifier
 here learns one label per image. The generated scenes give both: one labeled object with its
 true box among unlabeled distractors.
+
+What the original project did and what was wrong in it: docs/systems/saliency.md.
 """
 
 from __future__ import annotations
@@ -37,8 +39,10 @@ from mltricks.explain import (
     deletion_curve,
     masking_curve,
 )
-from mltricks.lab import engine, recipes
+from mltricks.lab import engine
 from mltricks.lab.experiment import Claim, Preset, RunContext, Summary
+from mltricks.lab.plots import interval_errors
+from mltricks.lab.training import names_learning_rates
 
 SYSTEM = "CAM (+ SmoothGrad + Guided)"
 DESCRIPTION = (
@@ -194,6 +198,7 @@ def _ious(maps: torch.Tensor, boxes: torch.Tensor, quantile: float) -> torch.Ten
     return box_iou(weak, boxes.to(weak.device)).diagonal()
 
 
+@names_learning_rates
 def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     # train, validation and test scenes: different seeds, test digits from the held-out split
     x_train, y_train, _ = _scenes(cfg, cfg.num_train, "train", 3 * ctx.seed)
@@ -203,7 +208,7 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     history = engine.fit(
         model,
         engine.make_loader(
-            x_train, y_train, batch_size=cfg.batch_size, shuffle=True, seed=ctx.seed
+            x_train, y_train, batch_size=cfg.batch_size, shuffle=True, random_state=ctx.seed
         ),
         torch.optim.Adam(model.parameters(), lr=cfg.lr),
         epochs=cfg.epochs,
@@ -324,7 +329,7 @@ def summarize(
     ax.bar(
         range(len(METHODS)),
         [e.mean for e in estimates],
-        yerr=recipes.interval_errors(estimates),
+        yerr=interval_errors(estimates),
         capsize=4,
         color="tab:blue",
         alpha=0.8,

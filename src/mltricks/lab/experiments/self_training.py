@@ -1,4 +1,4 @@
-"""Self-training (SEED.md): does pseudo-labeling with a validation stop beat the labeled data alone?
+"""Self-training: does pseudo-labeling with a validation stop beat the labeled data alone?
 
 Digits (8x8 pixels, optionally PCA), or MNIST / Fashion-MNIST / CIFAR-10 with ``--data``: per seed,
 the training split is cut into a pool and a held-out part (the same cut as the cluster-then-label
@@ -13,10 +13,9 @@ labeled samples are balanced, but the most confident pseudo-labels are not, and 
 pseudo-labels of both self-training methods collapse onto one or two classes. The full preset also
 runs both on the unweighted logistic regression, where the validation stop matters.
 
-With ``--data`` the features are a fixed map of the pixels: a PCA with ``data_pca_components``
-components fitted on the pool's images (their labels unused), and the training split is a random
-subset of ``max_train`` images (per seed), so that the labeled fractions are fractions of a pool of
-``(1 - holdout_fraction) * max_train`` images (1% of 4,000: 40 labels).
+With ``--data``: a PCA of the pixels of a subset of the images (``data_sources.PixelFeatures``).
+
+What the original project did and what was wrong in it: docs/systems/self-training.md.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -33,41 +32,44 @@ from sklearn.semi_supervised import LabelSpreading
 from sklearn.semi_supervised import SelfTrainingClassifier as SklearnSelfTraining
 
 from mltricks.data import split_labeled
-from mltricks.lab import recipes
+from mltricks.lab.data_sources import (
+    IMAGE_DATA,
+    PIXEL_FEATURES_DATA,
+    SMOKE_SUBSET,
+    SOURCES,
+    PixelFeatures,
+    read_features,
+)
 from mltricks.lab.experiment import Claim, Preset, RunContext, Summary
-from mltricks.lab.recipes import percent_tag
+from mltricks.lab.plots import errorbar
+from mltricks.lab.splits import check_percent_tags, percent_tag
+from mltricks.lab.training import label_spreading_accuracy
 from mltricks.semi_supervised import SelfTrainingClassifier
 
 SYSTEM = "Self Training"
 DESCRIPTION = "SelfTrainingClassifier vs its base estimator, scikit-learn's and LabelSpreading"
-DATA = "an MNIST-format IDX folder (MNIST, Fashion-MNIST) or the CIFAR-10 python batches"
-DATA_FORMATS = recipes.SOURCES  # what --data may hold (recipes.data_source names)
+DATA = IMAGE_DATA
+DATA_FORMATS = SOURCES
 
 
 @dataclass
-class Config:
+class Config(PixelFeatures):  # the pool both experiments share
     fractions: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1)
     k_best: int = 50
     max_iter: int | None = None  # None: until validation stops it or every sample has a label
     patience: int = 10
     validation_fraction: float = 0.2  # of the labeled samples, inside SelfTrainingClassifier
     logreg_c: float = 10.0
-    class_weight: str | None = "balanced"
-    pca_components: int = 0  # 0: raw pixels
-    holdout_fraction: float = 0.2  # of the training split, left out of the pool
+    class_weight: Literal["balanced"] | None = "balanced"
     spreading_neighbors: int = 7
     # also run both self-training methods on the unweighted logistic regression, where the
     # pseudo-labels collapse and the validation stop matters
     compare_unweighted: bool = False
-    # --data: training / test images read (a random subset drawn by the seed; 0: all) and the
-    # PCA components of the features (0: the raw pixels)
-    max_train: int = 5000
-    max_test: int = 0
-    data_pca_components: int = 50
 
 
+DATA_CONFIG = PIXEL_FEATURES_DATA
 PRESETS = {
-    "smoke": Preset(seeds=(0,), config={"max_iter": 3, "max_train": 2000, "max_test": 500}),
+    "smoke": Preset(seeds=(0,), config={"max_iter": 3}, data_config=SMOKE_SUBSET),
     "quick": Preset(seeds=(0, 1, 2)),
     # with --data the same preset: on Fashion-MNIST (5,000 training images, all 10,000 test
     # images, PCA 50) seed 0 took 109 CPU-s on one core, so the 10 seeds cost about 18 CPU-minutes
@@ -109,6 +111,10 @@ CLAIMS = (
 )
 
 
+def validate(cfg: Config) -> None:
+    check_percent_tags("fractions", cfg.fractions)
+
+
 def _round_accuracy(
     labeled_iter: np.ndarray, transduction: np.ndarray, num_rounds: int, y_true: np.ndarray
 ) -> list[float]:
@@ -122,14 +128,7 @@ def _round_accuracy(
 
 def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     # the pool follows the seed; the held-out part of the training split is left out
-    X_pool, y_pool, _, _, X_test, y_test = recipes.image_features(
-        ctx.data,
-        holdout=cfg.holdout_fraction,
-        pca_components=cfg.pca_components if ctx.data is None else cfg.data_pca_components,
-        random_state=ctx.seed,
-        max_train=cfg.max_train,
-        max_test=cfg.max_test,
-    )
+    X_pool, y_pool, _, _, X_test, y_test = read_features(cfg, ctx)
 
     def base(class_weight: str | None = cfg.class_weight) -> LogisticRegression:
         return LogisticRegression(C=cfg.logreg_c, class_weight=class_weight, max_iter=1000)
@@ -176,7 +175,7 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
             f"acc_self_training_{tag}": acc_ours,
             f"acc_sklearn_self_training_{tag}": acc_theirs,
             f"acc_logreg_{tag}": acc_base,
-            f"acc_label_spreading_{tag}": recipes.label_spreading_accuracy(
+            f"acc_label_spreading_{tag}": label_spreading_accuracy(
                 spreading, X_pool, y_semi, X_test, y_test
             ),
             f"gain_vs_base_{tag}": acc_ours - acc_base,
@@ -227,9 +226,7 @@ def _plot_accuracy_vs_fraction(cfg: Config, summary: Summary, ctx) -> None:
             continue
         x = percent * (1 + 0.03 * (offset - 1.5))  # spread the error bars apart
         style = "--" if key.startswith("unweighted") else "-"
-        recipes.errorbar(
-            ax, x, [summary[n] for n in names], marker="o", ls=style, capsize=3, label=label
-        )
+        errorbar(ax, x, [summary[n] for n in names], marker="o", ls=style, capsize=3, label=label)
     ax.set(xscale="log", xlabel="labeled share of the pool (%)", ylabel="test accuracy")
     ax.set_xticks(percent, [f"{p:g}" for p in percent])
     ax.legend(fontsize=8)

@@ -1,12 +1,14 @@
-"""U-Net transfer (SEED.md): does an encoder pretrained on classification segment better?
+"""U-Net transfer: does an encoder pretrained on classification segment better?
 
 For each seed: a U-Net's encoder is pretrained through ``classify`` on single-digit scene crops
 (the digit is the class). A second U-Net receives that encoder (checked: equal to the pretrained
 tensors, changed from its own initialisation) and learns to segment digit scenes, per-pixel
-class = digit + 1, in SEED.md's two stages: decoder only with the encoder frozen, then end to end
+class = digit + 1, in the original project's two stages: decoder only with the encoder frozen, then end to end
 with a ten times smaller encoder learning rate. The same U-Net from scratch trains end to end for
 the same number of steps on the same batches. Both are scored after every epoch on held-out
 scenes drawn from held-out digits: mean IoU and Dice over the 11 classes (torchmetrics).
+
+What the original project did and what was wrong in it: docs/systems/unet-transfer.md.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from torchmetrics.classification import MulticlassF1Score, MulticlassJaccardInde
 from mltricks.data import make_scenes
 from mltricks.lab import engine
 from mltricks.lab.experiment import Claim, Preset, RunContext, Summary
+from mltricks.lab.training import names_learning_rates
 from mltricks.models import UNet
 
 SYSTEM = "Transfer Learning with U-Net"
@@ -144,7 +147,9 @@ def _pretrain(
     pretrained = _unet(cfg)
     history = engine.fit(
         _Classifier(pretrained),
-        engine.make_loader(crops.images, crop_labels, batch_size=64, shuffle=True, seed=seed),
+        engine.make_loader(
+            crops.images, crop_labels, batch_size=64, shuffle=True, random_state=seed
+        ),
         torch.optim.Adam(pretrained.parameters(), lr=cfg.pretrain_lr),
         epochs=cfg.pretrain_epochs,
         desc="pretrain",
@@ -204,6 +209,7 @@ def _fine_tune(
     return stage1, stage2, frozen_unchanged
 
 
+@names_learning_rates
 def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     seed = ctx.seed
     crops, crop_labels, train, test = _scenes(cfg, seed)
@@ -211,7 +217,7 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
 
     def train_loader() -> Any:  # the same batches in the same order for both models
         return engine.make_loader(
-            train.images, train.masks, batch_size=cfg.batch_size, shuffle=True, seed=seed
+            train.images, train.masks, batch_size=cfg.batch_size, shuffle=True, random_state=seed
         )
 
     def scorer(model: nn.Module) -> Callable[[int, dict[str, float]], None]:

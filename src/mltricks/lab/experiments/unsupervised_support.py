@@ -1,4 +1,4 @@
-"""Unsupervised classification support (SEED.md): stability and mutual-exclusivity losses on
+"""Unsupervised classification support: stability and mutual-exclusivity losses on
 unlabeled digits, or on unlabeled MNIST / Fashion-MNIST / CIFAR-10 images with ``--data``.
 
 For each seed: ``labeled_per_class`` labeled images of the training split (10 per class: the seed's
@@ -10,6 +10,8 @@ terms use ``num_views`` augmented views of every unlabeled sample and ramp up ov
 ``--data``'s test split, capped at ``max_test``) make the seed's table, with 95% intervals over
 seeds. Per-epoch diagnostics (supervised and unsupervised loss, prediction entropy and class shares
 on the unlabeled data) show whether a model collapsed to one class.
+
+What the original project did and what was wrong in it: docs/systems/unsupervised-support.md.
 """
 
 from __future__ import annotations
@@ -20,26 +22,28 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
-from mltricks.data import augmentation
-from mltricks.lab import engine, recipes
+from mltricks.lab import engine
+from mltricks.lab.data_sources import IMAGE_DATA, SMOKE_SUBSET, SOURCES
 from mltricks.lab.experiment import Claim, Preset, RunContext, Summary
-from mltricks.lab.recipes import errorbar
+from mltricks.lab.plots import errorbar
 from mltricks.lab.semi_supervised import (
+    FULL_BUDGET,
     ImageSplit,
+    SemiSupervisedTraining,
     UnlabeledDiagnostics,
     curves,
     diagnostics_figure,
-    fit_semi_supervised,
-    image_split,
+    run_split,
+    train_from,
 )
 from mltricks.lab.stats import interval_arrays
+from mltricks.lab.training import names_learning_rates
 from mltricks.models import SmallCNN
-from mltricks.semi_supervised import SemiSupervisedStep
 
 SYSTEM = "Unsupervised Classification Support"
 DESCRIPTION = "CE vs CE + stability vs CE + mutual exclusivity vs all, 10 labels per class"
-DATA = "an MNIST-format IDX folder (MNIST, Fashion-MNIST) or the CIFAR-10 python batches"
-DATA_FORMATS = recipes.SOURCES  # what --data may hold (recipes.data_source names)
+DATA = IMAGE_DATA
+DATA_FORMATS = SOURCES
 
 # variant -> (use stability, use mutual exclusivity); labels as in the seed's table
 VARIANTS = {
@@ -52,26 +56,11 @@ LABELS = {"ce": "CE", "stability": "CE + ST", "exclusivity": "CE + ME", "both": 
 
 
 @dataclass
-class Config:
+class Config(SemiSupervisedTraining):  # the network, batches and budget of both experiments
     labeled_per_class: int = 10
-    num_unlabeled: int | None = 320  # None: every other training image
-    epochs: int = 10
-    rampup_epochs: int = 3
-    batch_size: int = 16  # labeled samples per batch
-    unlabeled_ratio: int = 2  # unlabeled samples per labeled sample in a batch
     num_views: int = 2
     stability_weight: float = 1.0
     exclusivity_weight: float = 0.5
-    lr: float = 3e-3
-    width: int = 16
-    dropout: float = 0.1
-    degrees: float = 10.0
-    translate: float = 0.125
-    noise: float = 0.05
-    # --data: training / test images read (a random subset drawn by the seed; 0: all); the
-    # labeled and unlabeled images are then drawn from the training images read
-    max_train: int = 0
-    max_test: int = 0
 
 
 PRESETS = {
@@ -82,19 +71,15 @@ PRESETS = {
             "num_unlabeled": 128,
             "epochs": 1,
             "width": 8,
-            "max_train": 2000,
-            "max_test": 500,
         },
+        data_config=SMOKE_SUBSET,
     ),
     "quick": Preset(seeds=(0, 1, 2)),
-    # 640 of the 1337 unlabeled images keep the full preset within a few minutes on 2 cores;
     # epochs, weights and ratio were set on the hidden labels of the unlabeled images of seeds
-    # 100 and 101 (never on the test split). The same sizes serve --data: on Fashion-MNIST (100
-    # labels, 640 unlabeled 28x28 images, all 10,000 test images) seed 0 took 89 CPU-s on one
-    # core, so the 5 seeds cost about 7.5 CPU-minutes
-    "full": Preset(
-        seeds=tuple(range(5)), config={"epochs": 20, "rampup_epochs": 6, "num_unlabeled": 640}
-    ),
+    # 100 and 101 (never on the test split). With --data: on Fashion-MNIST (100 labels, 640
+    # unlabeled 28x28 images, all 10,000 test images) seed 0 took 89 CPU-s on one core, so the
+    # 5 seeds cost about 7.5 CPU-minutes
+    "full": Preset(seeds=tuple(range(5)), config=FULL_BUDGET),
 }
 
 CLAIMS = (
@@ -119,37 +104,24 @@ def _train_variant(
 ) -> tuple[dict[str, float], engine.History, UnlabeledDiagnostics]:
     """Train one loss combination from ``initial``; its test metrics, history and diagnostics."""
     use_stability, use_exclusivity = VARIANTS[name]
-    # same initial weights, same batch order and the same random state for every variant
-    engine.seed_everything(seed)
-    loader = data.loader(
-        batch_size=cfg.batch_size, unlabeled_ratio=cfg.unlabeled_ratio, random_state=seed
-    )
-    model = SmallCNN(data.labeled_x.shape[1], 10, width=cfg.width, dropout=cfg.dropout)
-    model.load_state_dict(initial)
-    step = SemiSupervisedStep(
-        num_classes=10,
+    model, history, diagnostics = train_from(
+        cfg,
+        data,
+        initial,
+        random_state=seed,  # the same batch order and random state for every variant
+        desc=LABELS[name],
         stability=cfg.stability_weight if use_stability else 0.0,
         exclusivity=cfg.exclusivity_weight if use_exclusivity else 0.0,
         num_views=cfg.num_views,
-        rampup_steps=cfg.rampup_epochs * len(loader),
-        augment=augmentation(cfg.degrees, cfg.translate, cfg.noise),
-    )
-    history, diagnostics = fit_semi_supervised(
-        model, loader, step, data.unlabeled_x, epochs=cfg.epochs, lr=cfg.lr, desc=LABELS[name]
     )
     test_loader = engine.make_loader(data.test_x, data.test_y, batch_size=512)
     return engine.evaluate(model, test_loader), history, diagnostics
 
 
+@names_learning_rates
 def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
-    data = image_split(
-        ctx.data,
-        cfg.labeled_per_class,
-        seed=ctx.seed,
-        num_unlabeled=cfg.num_unlabeled,
-        max_train=cfg.max_train,
-        max_test=cfg.max_test,
-    )
+    # with --data, the labeled and unlabeled images are drawn from the max_train images read
+    data = run_split(cfg, ctx, "labeled_per_class")
     channels = data.labeled_x.shape[1]
     initial = SmallCNN(channels, 10, width=cfg.width, dropout=cfg.dropout).state_dict()
     metrics: dict[str, Any] = {
