@@ -20,7 +20,7 @@ def main(out_dir: Path) -> None:
     targets = (inputs[:, 0] + inputs[:, 1] > 0).long()
     model = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 2))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
-    loader = engine.make_loader(inputs, targets, batch_size=16, shuffle=True, seed=1)
+    loader = engine.make_loader(inputs, targets, batch_size=16, shuffle=True, random_state=1)
     engine.fit(model, loader, optimizer, epochs=3)
     acc = engine.accelerator()
     weights = {k: v.detach().cpu() for k, v in engine.unwrap(model).state_dict().items()}

@@ -129,8 +129,8 @@ def test_run_all_reports_the_others_when_one_raises(tmp_path, monkeypatch, capsy
     calls = []
 
     def flaky(cfg, ctx):
-        calls.append(ctx.path.parent.name)
-        if ctx.path.parent.name == "b":
+        calls.append(ctx.run.folder.parent.name)
+        if ctx.run.folder.parent.name == "b":
             raise ValueError("b breaks")
         return original(cfg, ctx)
 

@@ -41,12 +41,18 @@ def test_evaluate_equals_a_manual_computation():
     assert torch.allclose(engine.predict(model, engine.make_loader(x, y, batch_size=16)), logits)
 
 
-def test_evaluate_restores_the_mode():
-    model = nn.Sequential(nn.Linear(4, 2), nn.Dropout(0.5))
-    model.train()
+def test_evaluate_and_predict_give_every_module_its_own_mode_back():
+    # a frozen part in eval mode inside a model in train mode, and the reverse
+    model = nn.Sequential(nn.Linear(4, 2), nn.Dropout(0.5), nn.Sequential(nn.Dropout(0.1)))
     x, y = _data(10)
-    engine.evaluate(model, engine.make_loader(x, y, batch_size=5))
-    assert model.training
+    for root, frozen in ((True, False), (False, True)):
+        model.train(root)
+        model[2].train(frozen)
+        modes = [m.training for m in model.modules()]
+        engine.evaluate(model, engine.make_loader(x, y, batch_size=5))
+        assert [m.training for m in model.modules()] == modes
+        engine.predict(model, engine.make_loader(x, batch_size=5))
+        assert [m.training for m in model.modules()] == modes
 
 
 def test_custom_step_max_steps_and_stopping_callback():
@@ -82,8 +88,12 @@ def test_custom_step_max_steps_and_stopping_callback():
 
 def test_make_loader_shuffles_reproducibly():
     x = torch.arange(20)
-    first = torch.cat([b[0] for b in engine.make_loader(x, batch_size=5, shuffle=True, seed=3)])
-    again = torch.cat([b[0] for b in engine.make_loader(x, batch_size=5, shuffle=True, seed=3)])
+    first = torch.cat(
+        [b[0] for b in engine.make_loader(x, batch_size=5, shuffle=True, random_state=3)]
+    )
+    again = torch.cat(
+        [b[0] for b in engine.make_loader(x, batch_size=5, shuffle=True, random_state=3)]
+    )
     assert torch.equal(first, again) and not torch.equal(first, x)
 
 
@@ -127,3 +137,27 @@ def test_an_infinite_loss_can_stop_training_instead_of_raising():
     assert all(torch.isfinite(p).all() for p in model.parameters())
     with pytest.raises(ValueError, match="on_nonfinite"):
         engine.fit(model, loader, torch.optim.SGD(model.parameters(), 0.1), on_nonfinite="skip")
+
+
+def test_epoch_listeners_hear_every_epoch_of_every_fit_inside_their_block_only():
+    x, y = _data(32)
+    model = nn.Linear(4, 2)
+    loader = engine.make_loader(x, y, batch_size=16)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+
+    def add_norm(epoch, row):  # a fit callback's entries reach the listeners too
+        row["norm"] = 1.0
+
+    outer, inner = [], []
+    with engine.on_epoch(lambda row, desc: outer.append((desc, row))):
+        first = engine.fit(model, loader, optimizer, epochs=2, desc="a", callbacks=[add_norm])
+        with engine.on_epoch(lambda row, desc: inner.append(desc)):
+            engine.fit(model, loader, optimizer, epochs=1, desc="b")
+        with pytest.raises(RuntimeError), engine.on_epoch(lambda row, desc: inner.append(desc)):
+            raise RuntimeError("a failing seed")  # its listener is gone afterwards
+        engine.fit(model, loader, optimizer, epochs=1, desc="c")
+    engine.fit(model, loader, optimizer, epochs=1, desc="d")  # outside: nobody listens
+    assert [desc for desc, _ in outer] == ["a", "a", "b", "c"] and inner == ["b"]
+    assert [row for _, row in outer[:2]] == first.epochs and outer[0][1]["norm"] == 1.0
+    outer[0][1]["train_loss"] = -1.0  # a listener's copy: the history keeps its own numbers
+    assert first.epochs[0]["train_loss"] != -1.0

@@ -10,17 +10,20 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from mltricks.lab import cli, registry, runs
+from mltricks.lab import cli, registry, run_folder
 from mltricks.lab.cli import main
 from mltricks.lab.experiment import Claim, NotApplicable
-from mltricks.lab.report import markdown_table, render
-from mltricks.lab.runs import run_state
+from mltricks.lab.report import markdown_table, render, write_report
+from mltricks.lab.run_folder import run_state
 
 ROOT = Path(__file__).resolve().parents[2]
 FAKE = "tests.lab.fake_experiments"
@@ -144,6 +147,15 @@ MALFORMED = [
     ("config.json", [], "config.json: expected dict, got list"),
     ("config.json", {"experiment": "b", "config": "x"}, "config.json config: expected dict"),
     ("config.json", "not json {", "config.json: not readable JSON"),
+    # shapes that raised inside the report (issue 23, item 4)
+    ("claims.json", [{"text": "t", "verdict": ["held"]}], "[0].verdict: expected str or null"),
+    ("figures.json", [{"file": "line\x00.png"}], "is not a file of the run folder"),
+    ("figures.json", [{"file": "x" * 300 + ".png"}], "File name too long"),
+    ("metrics.json", "[" * 100_000 + "]" * 100_000, "metrics.json: not readable JSON"),
+    ("config.json", '{"config": {"a": ' + "[" * 500 + "]" * 500 + "}}", "deeper than 64 levels"),
+    ("metrics.json", '{"summary": {"s": {"mean": 1' + "0" * 400 + "}}}", "summary.s.mean"),
+    ("status.json", '{"state": "done", "duration_s": 1' + "0" * 400 + "}", "duration_s"),
+    ("status.json", {"state": "done", "error": {"a": 1}}, "status.json error: expected str"),
 ]
 
 
@@ -173,7 +185,8 @@ def test_one_malformed_run_folder_never_stops_the_report(
     sources = re.findall(r'src="([^"]*)"', page)
     assert sources and not [src for src in sources if "escape" in src or "hostname" in src]
     table = markdown_table(root)
-    assert "| `b` |  | unreadable | " in table and reason in table
+    # (the table backslash-escapes Markdown syntax such as the brackets of "[0]")
+    assert "| `b` |  | unreadable | " in table and reason in table.replace("\\", "")
     assert main(["report", str(root)]) == 0
 
 
@@ -250,7 +263,7 @@ def test_an_out_folder_that_cannot_be_written_is_one_line_and_exit_2(
 def test_a_full_disk_stops_the_runs_with_one_line_and_no_running_status(
     tmp_path, fake, capsys, monkeypatch, status_fits
 ):
-    original = runs.atomic_write_bytes
+    original = run_folder.atomic_write_bytes
     full = []
 
     def disk(path, data):
@@ -260,7 +273,7 @@ def test_a_full_disk_stops_the_runs_with_one_line_and_no_running_status(
             raise OSError(errno.ENOSPC, "No space left on device")
         return original(path, data)
 
-    monkeypatch.setattr(runs, "atomic_write_bytes", disk)
+    monkeypatch.setattr(run_folder, "atomic_write_bytes", disk)
     assert main(["run", "all", "--preset", "smoke", "--out", str(tmp_path)]) == 2
     _one_line_error(capsys, "No space left on device", "not started: b")
     assert not (tmp_path / "b").exists()
@@ -281,7 +294,7 @@ def test_an_unavailable_device_is_one_line_and_exit_2(tmp_path, fake, capsys, mo
 @pytest.mark.parametrize(
     ("experiment", "assignment", "words"),
     [
-        ("lr-range-test", "val_fraction=2", ("val_fraction=2.0", "[0, 1]")),
+        ("lr-range-test", "val_fraction=2", ("val_fraction=2.0", "(0, 1)")),
         ("lr-range-test", "num_batches=-5", ("num_batches=-5", ">= 0")),
         ("a", "rate=nan", ("rate=nan", "finite")),
         ("a", "rate=inf", ("rate=inf", "finite")),
@@ -304,12 +317,12 @@ def test_too_many_seeds_is_one_line_and_exit_2(tmp_path, fake, capsys):
 
 
 def test_run_files_are_readable_by_others(tmp_path, fake):
-    assert runs._read_umask() == _umask()
+    assert run_folder._read_umask() == _umask()
     previous = os.umask(0o022)
     try:
         # the mode is fixed when the module loads; here as under the usual umask
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(runs, "FILE_MODE", 0o644)
+            patch.setattr(run_folder, "FILE_MODE", 0o644)
             assert main(["run", "a", "--preset", "quick", "--out", str(tmp_path)]) == 0
             assert main(["report", str(tmp_path)]) == 0
     finally:
@@ -325,3 +338,129 @@ def _umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("name", ["metrics.json", "status.json", "config.json", "index.html"])
+def test_a_fifo_in_a_run_folder_is_never_opened(two_runs, tmp_path, fake, name):
+    root = tmp_path / "runs"
+    shutil.copytree(two_runs, root)
+    (run_b,) = (root / "b").iterdir()
+    target = root / "index.html" if name == "index.html" else run_b / name
+    target.unlink(missing_ok=True)
+    os.mkfifo(target)  # opening it to read would wait for a writer for ever
+    table = markdown_table(root)
+    if name == "index.html":  # not a page the report wrote: left as it is
+        assert main(["report", str(root)]) == 2
+        assert stat.S_ISFIFO(target.stat().st_mode)
+        return
+    assert main(["report", str(root)]) == 0
+    page = (root / "index.html").read_text()
+    assert f"{name}: not a regular file" in page and 'src="a/' in page
+    assert "| `b` |  | unreadable | " in table and f"{name}: not a regular file" in table
+
+
+MARKDOWN_ATTACKS = [
+    "[x](javascript:alert(1))",
+    "![p](https://example.org/p.png)",
+    "<https://example.org> and https://example.org/x",
+    "*bold* _em_ `code` ~~gone~~ $x^2$ a|b",
+    "[ref]\n\n[ref]: https://example.org",
+]
+
+
+def test_markdown_shows_link_and_image_syntax_as_text(tmp_path, fake):
+    from markdown_it import MarkdownIt
+
+    assert main(["run", "a", "--preset", "quick", "--out", str(tmp_path)]) == 0
+    (run,) = (tmp_path / "a").iterdir()
+    claims = json.loads((run / "claims.json").read_text())
+    claims = [{**claims[0], "text": text, "reason": text} for text in MARKDOWN_ATTACKS]
+    (run / "claims.json").write_text(json.dumps(claims))
+    table = markdown_table(tmp_path)
+    # rendered as GitHub renders a table, every cell shows its text and nothing else
+    renderer = MarkdownIt("commonmark").enable(["table", "strikethrough"])
+    renderer.validateLink = lambda url: True  # as a permissive renderer would
+    page = renderer.render(table)
+    assert not re.search(r"<(a|img|em|strong|s)\b", page), page
+    assert set(re.findall(r"<code>(.*?)</code>", page)) == set(fake)  # experiment names only
+    rows = [re.findall(r"<td>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", page, re.S)]
+    shown = {html.unescape(row[2]): html.unescape(row[4]) for row in rows if row and row[2]}
+    for text in MARKDOWN_ATTACKS:  # the claim's text, and its reason beside the numbers
+        assert shown[text.replace("\n", " ")].endswith(text.replace("\n", " "))
+
+
+# --- any bytes in the run files: a report, never another exception, never a hang ------------
+
+RUN_FILES = ("status.json", "metrics.json", "claims.json", "figures.json", "config.json")
+# values that broke a reader once: past float's range, a NUL byte, a name the system refuses
+AWKWARD = st.sampled_from([10**400, -(10**400), "line\x00.png", "x" * 300, "../up.png", ""])
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12) | AWKWARD,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+def _replace_at(value, path: list[int], new):
+    """``value`` with the part that ``path`` picks (an index into each level's keys or items,
+    modulo their number) replaced by ``new``: a real run file with one wrong part."""
+    if not path or not isinstance(value, dict | list) or not value:
+        return new
+    if isinstance(value, dict):
+        key = list(value)[path[0] % len(value)]
+        return {**value, key: _replace_at(value[key], path[1:], new)}
+    index = path[0] % len(value)
+    return [*value[:index], _replace_at(value[index], path[1:], new), *value[index + 1 :]]
+
+
+@st.composite
+def _run_file(draw, real: bytes):
+    """What a run file may hold: its real bytes, cut short, with one part replaced, any JSON, or
+    any bytes at all, arrays nested up to 100,000 deep (None: the file is missing)."""
+    kind = draw(st.sampled_from(["real", "cut", "part", "json", "bytes", "deep", "missing"]))
+    if kind == "deep":
+        depth = draw(st.sampled_from([100_000, 1000, 900, 70, 60]))
+        return b"[" * depth + b"]" * depth
+    if kind == "cut":
+        return real[: draw(st.integers(0, len(real)))]
+    if kind == "part":
+        path = draw(st.lists(st.integers(0, 50), max_size=5))
+        value = _replace_at(json.loads(real), path, draw(JSON_VALUES))
+        return json.dumps(value, allow_nan=True).encode()
+    if kind == "json":
+        return json.dumps(draw(JSON_VALUES), allow_nan=True).encode()
+    if kind == "bytes":
+        return draw(st.binary(max_size=64))
+    return None if kind == "missing" else real
+
+
+@pytest.mark.slow  # 2.5 to 8 s on two shared cores
+@pytest.mark.timeout(120)
+@given(data=st.data())
+@settings(
+    max_examples=60,  # a few seconds; 1,000 also pass, in a minute
+    deadline=5000,
+    database=None,  # no example database written to the checkout
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+def test_any_bytes_in_the_run_files_give_a_report(two_runs, fake, data):
+    root = Path(tempfile.mkdtemp(prefix="mltricks-report-property-"))
+    try:
+        shutil.copytree(two_runs, root, dirs_exist_ok=True)
+        (run_b,) = (root / "b").iterdir()
+        for name in RUN_FILES:
+            content = data.draw(_run_file((run_b / name).read_bytes()), label=name)
+            (run_b / name).unlink()
+            if content is not None:
+                (run_b / name).write_bytes(content)
+        assert run_state(run_b) in ("running", "done", "failed", "interrupted", "unknown")
+        page = write_report(root).read_text()
+        table = markdown_table(root)
+        assert 'src="a/' in page and "| `a` (quick) |" in table  # the intact run still shows
+        if 'class="state-unreadable"' in page:  # and a bad one says why, in both
+            assert "Unreadable run folder" in page and "| unreadable |" in table
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

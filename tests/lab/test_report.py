@@ -17,7 +17,7 @@ def test_report_escapes_config_and_shows_figures(tmp_path, monkeypatch):
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)
     images = re.findall(r'<img src="([^"]+)"', page)
     assert images and all((tmp_path / src).is_file() for src in images)
-    # the claims table has a row for every SEED.md system, its name escaped in the first cell
+    # the claims table has a row for every system, its name escaped in the first cell
     first_cells = re.findall(r'<tr data-experiment="[^"]*"><td>([^<]*)</td>', page)
     assert set(first_cells) == {html.escape(system) for system in registry.SYSTEMS}
     assert 'class="held"' in page and 'class="not-judged"' in page
@@ -50,9 +50,9 @@ def test_markdown_table_lists_every_system_with_earlier_numbers_and_run_time(tmp
     assert {row.split(" | ")[0][2:] for row in rows} == set(registry.SYSTEMS)
     assert all(row.count(" | ") == 6 for row in rows)  # 7 cells, none broken by a "|"
     assert "| `fake` (quick) |" in table and " min (CPU " in table
-    assert "31% -> 84% on a 2-way task" in table  # the seed's Reptile number, from SEED-NOTES
+    assert "31% -> 84% on a 2-way task" in table  # the original Reptile number (its page)
     assert "Total run time of these 1 runs" in table
-    # every earlier result belongs to a SEED.md system
+    # every earlier result belongs to a system
     assert set(registry.EARLIER_RESULTS) <= set(registry.SYSTEMS)
 
 

@@ -16,12 +16,17 @@ from tests.lab.browser import Browser, find_chromium
 CHROMIUM = find_chromium()
 
 
-@pytest.mark.slow
-def test_report_of_every_smoke_run_in_a_real_browser(tmp_path):
+def _require_chromium():
+    """Skip without Chromium, or fail where MLTRICKS_REQUIRE_BROWSER=1 (CI) asks for it."""
     if CHROMIUM is None:
         if os.environ.get("MLTRICKS_REQUIRE_BROWSER") == "1":
             pytest.fail("chromium is required (MLTRICKS_REQUIRE_BROWSER=1) but was not found")
         pytest.skip("chromium is not installed (CI installs it: see .ci/run)")
+
+
+@pytest.mark.slow
+def test_report_of_every_smoke_run_in_a_real_browser(tmp_path):
+    _require_chromium()
     out = tmp_path / "runs"
     assert main(["run", "all", "--preset", "smoke", "--out", str(out), "--no-progress"]) == 0
     page = write_report(out)
@@ -55,8 +60,7 @@ def test_report_of_every_smoke_run_in_a_real_browser(tmp_path):
 
 @pytest.mark.slow
 def test_report_is_readable_on_a_narrow_screen(tmp_path):
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed")
+    _require_chromium()
     out = tmp_path / "runs"
     registry_backup = dict(registry.EXPERIMENTS)
     try:

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from mltricks.lab import runs
+from mltricks.lab import run_folder, runs
 from mltricks.lab.config import resolve_config
 from mltricks.lab.experiment import Claim, NotApplicable
-from mltricks.lab.runs import Run, atomic_write_json, run_state
+from mltricks.lab.run_folder import Run, atomic_write_json, run_state
 from mltricks.lab.stats import mean_interval
+from mltricks.lab.verdicts import judge, summarize_metrics
 
 
 def test_atomic_write_leaves_the_old_file_when_serialisation_fails(tmp_path):
@@ -56,13 +57,13 @@ def test_a_killed_run_shows_as_interrupted(tmp_path):
 
 
 def test_summaries_only_cover_scalars():
-    summary = runs.summarize_metrics([{"a": 1.0, "b": [1, 2], "c": True}, {"a": 3.0, "c": False}])
+    summary = summarize_metrics([{"a": 1.0, "b": [1, 2], "c": True}, {"a": 3.0, "c": False}])
     assert set(summary) == {"a", "c"}
     assert summary["a"].mean == 2.0 and summary["c"].mean == 0.5
 
 
 def test_proportions_get_intervals_inside_zero_one():
-    summary = runs.summarize_metrics([{"hit": True, "gap": 0.0}] * 9 + [{"hit": False, "gap": 0.0}])
+    summary = summarize_metrics([{"hit": True, "gap": 0.0}] * 9 + [{"hit": False, "gap": 0.0}])
     # numbers that happen to be 0 are not a proportion: no interval around an exact 0
     assert summary["gap"].low == summary["gap"].high == 0.0
     hit = summary["hit"]
@@ -85,7 +86,7 @@ def test_judge_reports_held_not_held_and_not_judged():
         Claim("only on quick", lambda s: True, ("a",), presets=("quick",)),
         Claim("needs 5 seeds", lambda s: True, ("a",), min_seeds=5),
     )
-    verdicts = runs.judge(claims, _summary(a=2.0), "full", 3)
+    verdicts = judge(claims, _summary(a=2.0), "full", 3)
     assert [v["held"] for v in verdicts] == [True, False, None, None]
     assert [v["verdict"] for v in verdicts] == ["held", "not held", "not judged", "not judged"]
     assert verdicts[0]["numbers"]["a"]["mean"] == pytest.approx(2.0)
@@ -99,7 +100,7 @@ def test_a_claim_that_cannot_apply_says_why_instead_of_an_exception_name():
         return summary["gap"].above(0)
 
     logged = []
-    (verdict,) = runs.judge(
+    (verdict,) = judge(
         [Claim("the gap is positive", confounders, ("gap",))],
         _summary(a=1.0),
         "full",
@@ -120,7 +121,7 @@ def test_a_claim_on_a_metric_the_run_did_not_produce_is_an_experiment_defect():
         Claim("reads a typo", lambda s: s["acc_mc"].mean > s["acc_sdt"].mean, ("acc_mc",)),
         Claim("lists a typo", lambda s: True, ("acc_mc", "acc_sdt")),
     )
-    verdicts = runs.judge(claims, _summary(acc_mc=0.9), "full", 3, log=logged.append)
+    verdicts = judge(claims, _summary(acc_mc=0.9), "full", 3, log=logged.append)
     for verdict in verdicts:
         assert verdict["held"] is None and verdict["verdict"] == "defect"
         assert "'acc_sdt'" in verdict["reason"] and "did not produce" in verdict["reason"]
@@ -128,7 +129,7 @@ def test_a_claim_on_a_metric_the_run_did_not_produce_is_an_experiment_defect():
     assert len(logged) == 2 and all("experiment defect" in line for line in logged)
     # a claim on another preset is not judged, but the missing metric is still logged
     logged.clear()
-    (verdict,) = runs.judge(claims[1:], _summary(acc_mc=0.9), "smoke", 1, log=logged.append)
+    (verdict,) = judge(claims[1:], _summary(acc_mc=0.9), "smoke", 1, log=logged.append)
     assert verdict["verdict"] == "not judged" and "'acc_sdt'" in logged[0]
 
 
@@ -206,3 +207,51 @@ def test_a_running_status_older_than_its_heartbeat_is_interrupted(tmp_path, host
 def test_a_status_of_the_wrong_shape_is_unknown(tmp_path, status):
     atomic_write_json(tmp_path / "status.json", status)
     assert run_state(tmp_path) == "unknown"
+
+
+@pytest.mark.parametrize(
+    "heartbeat",
+    [
+        {"heartbeat": "NaN"},  # json.loads reads NaN and Infinity: a hand-made status can hold them
+        {"heartbeat": "Infinity"},
+        {"heartbeat": "-Infinity"},
+        {"heartbeat": '"yesterday"'},
+        {"heartbeat": "null"},
+        {"heartbeat": "true"},
+        {"heartbeat": "1" + "0" * 400},  # an integer no float can hold
+        {"heartbeat": "1e300"},  # a time that never comes
+        {"heartbeat_s": "NaN"},
+        {"heartbeat_s": "Infinity"},
+        {"heartbeat_s": "0"},
+        {"heartbeat_s": "-30"},
+    ],
+    ids=lambda h: ",".join(f"{k}={v[:12]}" for k, v in h.items()),
+)
+def test_a_running_status_whose_heartbeat_cannot_age_is_unknown(tmp_path, heartbeat):
+    # on another host, so only the heartbeat can tell: it would read as running for ever
+    fields = {"heartbeat": "1.0", "heartbeat_s": "30.0", **heartbeat}
+    text = ", ".join(f'"{k}": {v}' for k, v in fields.items())
+    (tmp_path / "status.json").write_text(
+        f'{{"state": "running", "host": "another-host", "pid": 1, {text}}}'
+    )
+    assert run_state(tmp_path) == "unknown"
+    assert not run_folder.heartbeat_stale(json.loads((tmp_path / "status.json").read_text()))
+
+
+@pytest.mark.parametrize("pid", [0, -1, 2**70, "123", True])
+def test_a_process_id_no_process_can_have_is_unknown_never_probed(tmp_path, pid):
+    # os.kill(0 or -1, 0) would probe a process group, or every process, and say "alive"
+    status = {"state": "running", "host": socket.gethostname(), "pid": pid}
+    status.update(heartbeat=time.time(), heartbeat_s=30.0)
+    atomic_write_json(tmp_path / "status.json", status)
+    assert run_state(tmp_path) == "unknown"
+
+
+def test_a_status_without_a_heartbeat_is_judged_by_its_process(tmp_path):
+    status = {"state": "running", "host": socket.gethostname(), "pid": os.getpid()}
+    atomic_write_json(tmp_path / "status.json", status)
+    assert run_state(tmp_path) == "running"
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    atomic_write_json(tmp_path / "status.json", {**status, "pid": process.pid})
+    assert run_state(tmp_path) == "interrupted"

@@ -8,13 +8,21 @@ drew before importing the lab keeps its backend; the lab's ``savefig`` works wit
 A backend named only in a ``matplotlibrc`` file is replaced: the lab's figures need no window.
 """
 
+import itertools
 import os
 import sys
 
 from mltricks._utils.extras import MissingExtraError, missing_modules
 
 if missing_modules("lab"):  # one line naming the extra, before any lab library is imported
-    raise MissingExtraError("lab", "mltricks.lab")
+    error = MissingExtraError("lab", "mltricks.lab")
+    # `python -m mltricks.lab` imports this package before its __main__: answer as the command
+    # does (one line, exit 2) rather than with the traceback of a failed import
+    argv = sys.orig_argv
+    if "-mmltricks.lab" in argv or ("-m", "mltricks.lab") in itertools.pairwise(argv):
+        print(f"mltricks: {error}", file=sys.stderr)
+        raise SystemExit(2)
+    raise error
 
 if not os.environ.get("MPLBACKEND") and "matplotlib.pyplot" not in sys.modules:
     import matplotlib

@@ -9,7 +9,7 @@ full disk): the next experiments would fail the same way, so none is started.
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import os
 import shlex
 import sys
 import tempfile
@@ -18,13 +18,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 from mltricks._utils.extras import MissingExtraError
 from mltricks.lab import registry, tracking
 from mltricks.lab.config import ConfigError, field_types, resolve_config
 
 USAGE_ERROR = 2
+INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
 # at most this many seeds per run, each at most MAX_SEED: experiments derive seeds such as
 # seed * 1000 + k, which must stay below NumPy's 2**32
 MAX_SEEDS = 1000
@@ -66,8 +67,37 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     return tuple(seeds)
 
 
+def folder_path(text: str) -> Path:
+    """A folder argument; an empty one is refused (``Path("")`` would silently mean the
+    current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a folder path such as runs, got ''")
+    return Path(text)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors in one line (the usage is one ``--help`` away), as every other
+    usage error of the command."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(USAGE_ERROR, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def worker_count(text: str) -> int:
+    """``--jobs``: a whole number of worker processes, at least 1."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1 or str(count) != text.strip():
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of worker processes, 1 or more; got {text!r}"
+        )
+    return count
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mltricks",
         description="Reproduce the headline result of every mltricks technique and report it.",
     )
@@ -88,7 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a Config field (repeatable)",
     )
-    run.add_argument("--out", type=Path, default=Path("runs"), help="root of the run folders")
+    run.add_argument(
+        "--out", type=folder_path, default=Path("runs"), help="root of the run folders"
+    )
     run.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     run.add_argument(
         "--data",
@@ -96,6 +128,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="a real data set on disk, or a packaged one by name (fashion-mnist: Debian's "
         "dataset-fashion-mnist)",
+    )
+    run.add_argument(
+        "--jobs",
+        type=worker_count,
+        default=None,
+        metavar="N",
+        help="run every (experiment, seed) as a task on N worker processes of this machine",
+    )
+    run.add_argument(
+        "--cluster",
+        default=None,
+        metavar="ADDRESS",
+        help="send the tasks to a running Dask scheduler, such as tcp://host:8786",
     )
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
     run.add_argument(
@@ -114,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
 
     report = sub.add_parser("report", help="write DIR/index.html from the run folders in DIR")
-    report.add_argument("dir", nargs="?", type=Path, default=Path("runs"))
+    report.add_argument("dir", nargs="?", type=folder_path, default=Path("runs"))
     report.add_argument(
         "--markdown", action="store_true", help="print the results table as Markdown instead"
     )
@@ -150,13 +195,13 @@ def cmd_list() -> int:
 
 def _selected(names: Sequence[str]) -> list[str]:
     known = registry.names()
-    if "all" in names:
-        return known
-    unknown = [n for n in names if n not in known]
-    if unknown:
+    unknown = [n for n in names if n not in known and n != "all"]
+    if unknown:  # also beside 'all': a typo must not pass silently as part of everything
         raise UsageError(
             f"unknown experiment {', '.join(map(repr, unknown))}; choose from: {', '.join(known)}, all"
         )
+    if "all" in names:
+        return known
     return list(dict.fromkeys(names))
 
 
@@ -177,12 +222,14 @@ def _command_line(
 def _plan(
     name: str, module: ModuleType, args: argparse.Namespace, options: Mapping[str, str]
 ) -> Plan:
-    """Resolve one experiment's config (preset, ``--set``, flags) and seeds."""
+    """Resolve one experiment's config (preset, ``--data``, ``--set``, flags) and seeds: the
+    config the run uses and ``config.json`` records."""
     flags = {field: flag for flag, field in registry.OPTIONS.items()}
     try:
         config = resolve_config(
             module,
             args.preset,
+            data=args.data,
             assignments=args.overrides,
             options=options,
             option_flags=flags,
@@ -249,58 +296,166 @@ def _check_out(out: Path) -> None:
         ) from None
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    if args.track:  # a missing tracker library is a usage error, found before anything loads
-        try:
-            tracking.require_tracker(args.track)
-        except MissingExtraError as error:
-            raise UsageError(str(error)) from None
-    from mltricks.lab import engine, runs
+def accelerate_cpu_processes(environ: Mapping[str, str], launcher: Sequence[str]) -> int:
+    """How many processes ``accelerate launch --cpu --num_processes N`` asked for, when it
+    started this process alone (its CPU launcher is single-process: it sets
+    ``ACCELERATE_USE_CPU`` and starts one process without ``WORLD_SIZE``); else 1.
 
+    Args:
+        environ: this process's environment.
+        launcher: the command line of the process that started this one.
+    """
+    if environ.get("ACCELERATE_USE_CPU", "").lower() != "true" or "WORLD_SIZE" in environ:
+        return 1
+    if not any("accelerate" in part for part in launcher[:3]):
+        return 1
+    for index, part in enumerate(launcher):
+        for flag in ("--num_processes", "--num-processes"):
+            text = None
+            if part == flag and index + 1 < len(launcher):
+                text = launcher[index + 1]
+            elif part.startswith(flag + "="):
+                text = part.split("=", 1)[1]
+            if text is not None and text.isdigit():
+                return int(text)
+    return 1
+
+
+def _check_accelerate_form() -> None:
+    """Refuse `accelerate launch --cpu --num_processes N` (N > 1), which trains on one process
+    without a word, naming the forms that do what it asks."""
+    try:
+        import psutil  # accelerate's own dependency
+
+        launcher = psutil.Process().parent().cmdline()
+    except Exception:  # no parent to read: nothing to refuse
+        return
+    asked = accelerate_cpu_processes(os.environ, launcher)
+    if asked > 1:
+        raise UsageError(
+            f"accelerate launch --cpu --num_processes {asked} starts one process (Accelerate's "
+            f"CPU launcher is single-process); for {asked} training processes on the CPU use "
+            f"accelerate launch --multi_gpu --num_processes {asked} -m mltricks.lab run ... "
+            f"--device cpu, and for {asked} experiments or seeds at once mltricks run ... "
+            f"--jobs {asked}"
+        )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from mltricks.lab import engine, parallel, runs
+
+    _check_accelerate_form()
     plans = _plans(args)
-    if args.track:
-        plans = [
-            dataclasses.replace(
-                p, module=tracking.tracked(p.module, args.track, name=p.name, out=args.out)
-            )
-            for p in plans
-        ]
     _check_device(args.device)
     _check_out(args.out)
-    engine.set_progress(not args.no_progress)
-    failures = []
-    for index, plan in enumerate(plans):
-        started = time.time()
-        print(f"== {plan.name} ({args.preset}, seeds {','.join(map(str, plan.seeds))})", flush=True)
+    tracker = None
+    if args.track:  # checked once, before any run: its extra, and a store MLflow cannot use
         try:
-            path, state, failure = runs.execute(
-                plan.name,
-                plan.module,
-                plan.config,
-                preset=args.preset,
-                seeds=plan.seeds,
-                out=args.out,
-                data=args.data,
-                command=plan.command,
-            )
-        except runs.OutputError as error:
-            rest = [p.name for p in plans[index + 1 :]]
-            raise UsageError(
-                f"{plan.name}: {error}" + (f"; not started: {', '.join(rest)}" if rest else "")
-            ) from None
-        if state != "done":
-            failures.append(plan.name)
-            print(f"   FAILED after {time.time() - started:.1f}s: {failure}", flush=True)
+            tracker = tracking.Tracker(args.track, out=args.out)
+        except (MissingExtraError, tracking.TrackingError) as error:
+            raise UsageError(str(error)) from None
+    backend, settings = _backend(args)
+    engine.set_progress(not args.no_progress)
+    speaks = engine.is_main_process()  # other processes of `accelerate launch` stay quiet
+    say = _printer(speaks)
+    started: dict[str, float] = {}
+    failures: list[str] = []
+
+    def on_start(plan: runs.Plan) -> None:
+        started[plan.name] = time.time()
+        if isinstance(backend, parallel.InlineBackend):
+            say(f"== {plan.name} ({args.preset}, seeds {','.join(map(str, plan.seeds))})")
+
+    def on_done(outcome: runs.Outcome) -> None:
+        seconds = time.time() - started.get(outcome.name, time.time())
+        if not isinstance(backend, parallel.InlineBackend):
+            say(f"== {outcome.name} ({args.preset})")
+        if outcome.state != "done":
+            failures.append(outcome.name)
+            say(f"   FAILED after {seconds:.1f}s: {outcome.failure}")
         else:
-            print(f"   done in {time.time() - started:.1f}s -> {path}", flush=True)
-            for verdict in runs.read_json(path / "claims.json", []) if path else []:
-                label = verdict.get("verdict") or runs.VERDICT_LABELS[verdict["held"]]
-                reason = f" ({verdict['reason']})" if label in ("not applicable", "defect") else ""
-                print(f"   claim {label}: {verdict['text']}{reason}", flush=True)
+            say(f"   done in {seconds:.1f}s -> {outcome.path}")
+            _print_verdicts(say, outcome.path)
+        status = read_status(outcome.path) if tracker and outcome.path else {}
+        if status.get("tracking_error") and speaks:  # results are safe: a warning
+            print(f"mltricks: warning: {outcome.name}: {status['tracking_error']}", file=sys.stderr)
+
+    if not isinstance(backend, parallel.InlineBackend):
+        tasks = sum(len(p.seeds) for p in plans)
+        say(f"running {tasks} tasks of {len(plans)} experiment(s) on {backend.workers} worker(s)")
+    try:
+        runs.execute_all(
+            [runs.Plan(p.name, p.module, p.config, p.seeds, p.command) for p in plans],
+            preset=args.preset,
+            out=args.out,
+            data=args.data,
+            tracker=tracker,
+            backend=backend,
+            settings=settings,
+            echo=say,
+            on_start=on_start,
+            on_done=on_done,
+        )
+    except runs.OutputError as error:
+        rest = [p.name for p in plans if p.name not in started]
+        raise UsageError(
+            f"{error}" + (f"; not started: {', '.join(rest)}" if rest else "")
+        ) from None
+    finally:
+        backend.close()
     if failures:
         print(f"failed experiments: {', '.join(failures)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _backend(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """Where the tasks run (``--jobs``, ``--cluster``, else this process) and the settings a
+    task takes into another process; refused in one line before any run folder exists."""
+    from mltricks.lab import engine, parallel
+
+    if args.jobs is not None and args.cluster is not None:
+        raise UsageError("--jobs and --cluster: choose one (--jobs starts a cluster here)")
+    if args.jobs is None and args.cluster is None:
+        return parallel.InlineBackend(), {}
+    flag = "--jobs" if args.jobs is not None else "--cluster"
+    if engine.accelerator().num_processes > 1:
+        raise UsageError(
+            f"{flag}: runs tasks in worker processes of its own; under accelerate launch "
+            "(several training processes) leave it out"
+        )
+    try:
+        backend = parallel.open_backend(jobs=args.jobs, cluster=args.cluster)
+    except parallel.BackendError as error:
+        raise UsageError(str(error)) from None
+    threads = parallel.threads_per_worker(args.jobs) if args.jobs else None
+    return backend, {"device": args.device, "torch_threads": threads, "progress": False}
+
+
+def _printer(speaks: bool) -> Any:
+    def say(line: str) -> None:
+        if speaks:
+            print(line, flush=True)
+
+    return say
+
+
+def read_status(path: Path) -> dict[str, Any]:
+    from mltricks.lab.run_folder import read_json
+
+    status = read_json(path / "status.json", {})
+    return status if isinstance(status, dict) else {}
+
+
+def _print_verdicts(say: Any, path: Path | None) -> None:
+    from mltricks.lab.run_folder import read_json
+    from mltricks.lab.verdicts import VERDICT_LABELS
+
+    verdicts = read_json(path / "claims.json", []) if path else []
+    for verdict in verdicts if isinstance(verdicts, list) else []:
+        label = verdict.get("verdict") or VERDICT_LABELS[verdict["held"]]
+        reason = f" ({verdict['reason']})" if label in ("not applicable", "defect") else ""
+        say(f"   claim {label}: {verdict['text']}{reason}")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -334,6 +489,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(f"mltricks: error: {error}", file=sys.stderr)
         return USAGE_ERROR
+    except KeyboardInterrupt:  # the run folder already says interrupted (runs.execute)
+        print("\nmltricks: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except BrokenPipeError:  # `mltricks list | head -1`: the reader left, not an error of ours
+        # Python's documented remedy: point stdout at devnull so the interpreter's final flush
+        # does not raise a second time
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -12,6 +12,10 @@ on ``(inputs, targets)`` batches. An evaluation function returns per-sample valu
 whole data set (gathered across processes, padding removed). Step functions must call
 ``model(...)`` (not a sub-module) for gradients to be synchronised across processes; use
 ``unwrap(model)`` for attributes.
+
+Whoever wants each epoch as it ends (run tracking) listens for the duration of a block:
+``with on_epoch(listener): ...`` calls ``listener(row, desc)`` after every epoch of every ``fit``
+inside it; outside any such block ``fit`` reports to nobody.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ import math
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -32,16 +38,21 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 from tqdm.auto import tqdm
 
-from mltricks.lab import tracking
+from mltricks._utils.classifier import logits_of
+from mltricks._utils.deprecation import renamed_argument
+from mltricks._utils.hooks import eval_mode
 
 ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 StepFn = Callable[[nn.Module, Any], "torch.Tensor | tuple[torch.Tensor, dict[str, float]]"]
 EvalFn = Callable[[nn.Module, Any], dict[str, torch.Tensor]]
 Callback = Callable[[int, dict[str, float]], "bool | None"]
+EpochListener = Callable[[Mapping[str, float], str], None]
 
 DEVICES = ("auto", "cpu", "cuda")
 _state: dict[str, Any] = {"device": "auto", "accelerator": None, "progress": True}
+# set only by ``on_epoch`` blocks; a context variable, so a thread starts with no listener
+_listeners: ContextVar[tuple[EpochListener, ...]] = ContextVar("epoch_listeners", default=())
 
 
 def seed_everything(seed: int) -> None:
@@ -66,6 +77,31 @@ def set_device(name: str = "auto") -> torch.device:
         _state["accelerator"] = None
     _state["device"] = name
     return accelerator().device
+
+
+@contextmanager
+def on_epoch(listener: EpochListener) -> Iterator[None]:
+    """Call ``listener(row, desc)`` after every epoch of every ``fit`` run inside the block.
+
+    ``row`` is the epoch's ``History`` row (``epoch``, ``step``, ``train_<log>``, ``val_<metric>``,
+    ``lr``, ``seconds``), after the ``callbacks`` of that ``fit`` added to it, and ``desc`` the
+    ``fit``'s label. Blocks nest: every listener open is called, outermost first. The lab tracks
+    runs this way (``mltricks run --track``); a listener must not raise.
+
+    Example:
+        >>> model = nn.Linear(2, 2)
+        >>> loader = make_loader(torch.randn(8, 2), torch.tensor([0, 1] * 4), batch_size=4)
+        >>> seen = []
+        >>> with on_epoch(lambda row, desc: seen.append((desc, row["epoch"]))):
+        ...     _ = fit(model, loader, torch.optim.SGD(model.parameters(), lr=0.1), epochs=2, desc="demo")
+        >>> seen
+        [('demo', 1), ('demo', 2)]
+    """
+    token = _listeners.set((*_listeners.get(), listener))
+    try:
+        yield
+    finally:
+        _listeners.reset(token)
 
 
 def set_progress(enabled: bool) -> None:
@@ -98,24 +134,26 @@ def unwrap(model: ModuleT) -> ModuleT:
     return accelerator().unwrap_model(model)  # type: ignore[return-value]
 
 
+@renamed_argument("seed", "random_state")
 def make_loader(
     *data: torch.Tensor | Dataset,
     batch_size: int,
     shuffle: bool = False,
-    seed: int = 0,
+    random_state: int = 0,
     drop_last: bool = False,
     collate_fn: Callable[[list[Any]], Any] | None = None,
 ) -> DataLoader:
     """A ``DataLoader`` over tensors (zipped like ``TensorDataset``) or one ``Dataset``.
 
-    Shuffling uses its own generator seeded by ``seed``, so the order does not depend on how much
-    global randomness was used before.
+    Shuffling uses its own generator seeded by ``random_state``, so the order does not depend on
+    how much global randomness was used before. ``seed=`` is its deprecated name (deprecated in
+    0.2.0, removed in 0.3.0).
     """
     if len(data) == 1 and isinstance(data[0], Dataset):
         dataset = data[0]
     else:
         dataset = TensorDataset(*data)  # type: ignore[arg-type]
-    generator = torch.Generator().manual_seed(seed) if shuffle else None
+    generator = torch.Generator().manual_seed(random_state) if shuffle else None
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -153,7 +191,7 @@ def classification_step(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Cross-entropy on an ``(inputs, targets)`` batch; logs accuracy."""
     inputs, targets = batch[0], batch[1]
-    logits = _logits(model(inputs))
+    logits = logits_of(model(inputs))
     loss = F.cross_entropy(logits, targets)
     accuracy = (logits.argmax(1) == targets).float().mean()
     return loss, {"accuracy": float(accuracy)}
@@ -162,16 +200,11 @@ def classification_step(
 def classification_eval(model: nn.Module, batch: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
     """Per-sample cross-entropy (``loss``) and correctness (``accuracy``)."""
     inputs, targets = batch[0], batch[1]
-    logits = _logits(model(inputs))
+    logits = logits_of(model(inputs))
     return {
         "loss": F.cross_entropy(logits, targets, reduction="none"),
         "accuracy": (logits.argmax(1) == targets).float(),
     }
-
-
-def _logits(output: Any) -> torch.Tensor:
-    """A model's logits: the output itself, or the first element of a tuple output."""
-    return output[0] if isinstance(output, tuple | list) else output
 
 
 def _bar(iterable: Iterable[Any], desc: str, total: int | None = None) -> Any:
@@ -220,7 +253,7 @@ def fit(
         max_grad_norm: clip the gradient norm to this value.
         callbacks: ``callback(epoch, row)`` after each epoch (``epoch`` counts from 1); it may add
             entries to ``row``; returning True stops training.
-        desc: label of the progress bar.
+        desc: label of the progress bar, and of the epochs reported to ``on_epoch`` listeners.
         on_nonfinite: what a NaN or infinite training loss does, before its update is applied:
             ``"raise"`` a ``FloatingPointError`` naming the epoch and step, or ``"stop"``
             training and record it in ``history.diverged`` (a sweep that expects some
@@ -287,7 +320,8 @@ def fit(
         for callback in callbacks:
             stop = bool(callback(epoch, summary)) or stop
         history.epochs.append(summary)
-        tracking.log_epoch(summary, desc)  # to the --track run of this seed, if any
+        for listener in _listeners.get():
+            listener(dict(summary), desc)  # a copy: a listener cannot change the history
         if stop or history.diverged or (max_steps is not None and total_steps >= max_steps):
             break
     return history
@@ -316,16 +350,12 @@ def evaluate(
 
 def _evaluate(model: nn.Module, loader: DataLoader, eval_fn: EvalFn) -> dict[str, float]:
     acc = accelerator()
-    was_training = model.training
-    model.eval()
     values: dict[str, list[torch.Tensor]] = defaultdict(list)
-    try:
-        with torch.no_grad():
-            for batch in loader:
-                for key, value in eval_fn(model, batch).items():
-                    values[key].append(acc.gather_for_metrics(value.detach().reshape(-1)))
-    finally:
-        model.train(was_training)
+    # every module gets its own mode back (a frozen part in eval mode inside a training model)
+    with eval_mode(model), torch.no_grad():
+        for batch in loader:
+            for key, value in eval_fn(model, batch).items():
+                values[key].append(acc.gather_for_metrics(value.detach().reshape(-1)))
     return {key: float(torch.cat(parts).float().mean()) for key, parts in values.items()}
 
 
@@ -342,13 +372,8 @@ def predict(
     acc = accelerator()
     model.to(acc.device)
     fn = fn or (lambda m, batch: m(batch[0] if isinstance(batch, list | tuple) else batch))
-    was_training = model.training
-    model.eval()
     outputs = []
-    try:
-        with torch.no_grad():
-            for batch in acc.prepare_data_loader(loader):
-                outputs.append(acc.gather_for_metrics(fn(model, batch)).cpu())
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.no_grad():
+        for batch in acc.prepare_data_loader(loader):
+            outputs.append(acc.gather_for_metrics(fn(model, batch)).cpu())
     return torch.cat(outputs)

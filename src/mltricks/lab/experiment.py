@@ -2,13 +2,19 @@
 
 An experiment module (``mltricks/lab/experiments/<name>.py``) defines:
 
-- ``SYSTEM``: the SEED.md system it reproduces (one of ``registry.SYSTEMS``);
+- ``SYSTEM``: the system it reproduces (one of ``registry.SYSTEMS``; docs/systems/);
 - ``DESCRIPTION``: one line for ``mltricks list``;
 - ``DATA``: what ``--data PATH`` means for it, or None when it reads no real data set;
-- ``Config``: a dataclass holding every knob, with defaults (the ``quick`` preset);
+- ``DATA_FORMATS``: the formats ``--data`` may hold (names of ``data_formats.FORMATS``),
+  checked before the run;
+- ``Config``: a dataclass holding every knob, with defaults (the ``quick`` preset); an
+  experiment that reads images from ``--data`` includes ``config.DataSubset``;
 - ``PRESETS``: ``{"smoke": Preset(...), "quick": Preset(...), "full": Preset(...)}``;
+- optionally ``DATA_CONFIG``: the ``Config`` values with ``--data``, in every preset;
+- optionally ``validate(cfg)``: cross-field rules, raising ``ValueError`` (a usage error);
 - ``CLAIMS``: checkable statements about the summarised metrics (``Claim``);
 - ``run(cfg, ctx) -> dict``: one seed's metrics (the lab seeds everything before calling it);
+  ``cfg`` is resolved once for the run, ``--data`` included (``config.resolve_config``);
 - optionally ``summarize(cfg, summary, results, ctx) -> dict``: figures and metrics across all
   seeds. ``summary`` maps every scalar metric to its ``Estimate`` over the seeds (already
   computed: do not recompute it), ``results`` holds the per-seed metric dicts in seed order.
@@ -34,7 +40,7 @@ import torch
 from mltricks.lab.stats import Estimate
 
 if TYPE_CHECKING:
-    from mltricks.lab.runs import Run
+    from mltricks.lab.run_folder import Run
 
 __all__ = ["Claim", "NotApplicable", "Preset", "RunContext", "Summary"]
 
@@ -51,10 +57,22 @@ class NotApplicable(Exception):
 
 @dataclass(frozen=True)
 class Preset:
-    """Default seeds and config overrides of one preset."""
+    """Default seeds and config overrides of one preset.
+
+    Args:
+        seeds: the seeds run when ``--seeds`` is not given.
+        config: ``Config`` values of this preset, with or without ``--data``.
+        data_config: values of this preset with ``--data`` only, over ``config`` and the
+            module's ``DATA_CONFIG`` (a smoke preset's cap on the images read, fewer epochs on
+            a larger data set); the bundled data's numbers do not depend on them.
+        format_config: ``{format: values}`` with ``--data`` of that format only (a name of
+            ``data_formats.FORMATS``), over ``data_config``.
+    """
 
     seeds: tuple[int, ...] = (0,)
     config: Mapping[str, Any] = field(default_factory=dict)
+    data_config: Mapping[str, Any] = field(default_factory=dict)
+    format_config: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -96,7 +114,8 @@ class RunContext:
 
     @property
     def path(self) -> Path:
-        """The run folder (write only through ``savefig``/``log`` or atomically)."""
+        """Where this seed writes (only through ``savefig``/``log``, or atomically): a scratch
+        folder of its task, whose files reach the run folder (``run.folder``) when it ends."""
         return self.run.path
 
     def savefig(self, figure: Any, name: str, caption: str = "") -> None:

@@ -1,15 +1,17 @@
 """The report: ``DIR/index.html`` built from run folders only (never from live objects).
 
-One page, readable offline and on a narrow screen: a table of the eighteen SEED.md systems with
-their claims, then one section per experiment (its latest run) with status, claims, metrics with
-intervals, figures, configuration, duration and the command that reruns it. Every text shown is
+One page, readable offline and on a narrow screen: a table of the eighteen systems
+(docs/systems/) with their claims, then one section per experiment (its latest run) with status,
+claims, metrics with intervals, figures, configuration, duration and the command that reruns it. Every text shown is
 escaped, so config values and data-derived strings cannot inject markup (in the HTML page and in
 ``--markdown``).
 
-Run folders are read defensively: a folder whose files hold JSON of the wrong shape is listed
-with the reason and the others render; a figure path that leaves its run folder is refused. The
-page carries a generator tag, and ``write_report`` never overwrites an ``index.html`` without
-it.
+Run folders are read defensively: a folder whose files are not regular files (a FIFO is never
+opened), not JSON, nested deeper than ``MAX_DEPTH`` or JSON of the wrong shape is listed as
+unreadable with the reason, and the others render; a figure path that leaves its run folder is
+refused. In ``--markdown``, text is escaped so that nothing from a run folder becomes a link, an
+image, emphasis or code. The page carries a generator tag, and ``write_report`` never overwrites
+an ``index.html`` without it.
 """
 
 from __future__ import annotations
@@ -17,13 +19,17 @@ from __future__ import annotations
 import html
 import json
 import math
+import os
+import re
+import stat
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from mltricks.lab import registry
-from mltricks.lab.runs import atomic_write_bytes, read_json, run_state
+from mltricks.lab.run_folder import atomic_write_bytes, read_json, run_state
 
 __all__ = ["ReportError", "RunRecord", "collect_runs", "markdown_table", "render", "write_report"]
 
@@ -41,6 +47,9 @@ VERDICT_CLASSES = {
     "defect": "defect",
 }
 GENERATOR = '<meta name="generator" content="mltricks report">'
+# run files nest a few levels (metrics.json: per_seed -> seed -> metric -> list); deeper JSON is
+# not from mltricks run, and would overflow the recursion of whatever prints it
+MAX_DEPTH = 64
 
 
 class ReportError(ValueError):
@@ -84,17 +93,48 @@ def _need(value: Any, kinds: type | tuple[type, ...], where: str) -> Any:
     return value
 
 
-NUMBER = (int, float, type(None))
 _UNREADABLE = object()
+
+
+def _is_number(value: Any) -> bool:
+    """A JSON number the page can print: not a boolean, and a float (integers past 1e308, which
+    JSON allows, cannot be one)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
+
+
+def _too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether ``value`` nests lists and dicts more than ``limit`` levels (without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            stack += [(v, depth + 1) for v in (item.values() if isinstance(item, dict) else item)]
+    return False
 
 
 def _load(run_dir: Path, name: str, default: Any) -> Any:
     """A run file's JSON, ``default`` when the file is missing."""
-    if not (run_dir / name).exists():
-        return default
-    value = read_json(run_dir / name, _UNREADABLE)
+    path = run_dir / name
+    try:
+        if not (path.exists() or path.is_symlink()):
+            return default
+        if not path.is_file():
+            raise Malformed(f"{name}: not a regular file")
+    except OSError as error:
+        raise Malformed(f"{name}: cannot be read ({error.strerror or error})") from None
+    value = read_json(path, _UNREADABLE)
     if value is _UNREADABLE:
         raise Malformed(f"{name}: not readable JSON")
+    if _too_deep(value):
+        raise Malformed(f"{name}: nested deeper than {MAX_DEPTH} levels")
     return value
 
 
@@ -102,7 +142,7 @@ def _check_estimate(estimate: Any, where: str) -> None:
     _need(estimate, dict, where)
     for key in ("mean", "low", "high", "std"):
         value = estimate.get(key)
-        if isinstance(value, bool) or not isinstance(value, NUMBER):
+        if value is not None and not _is_number(value):
             raise Malformed(f"{where}.{key}: expected a number or null, got {_kind(value)}")
 
 
@@ -117,8 +157,11 @@ def _read_config(run_dir: Path) -> dict[str, Any]:
 def _read_status(run_dir: Path) -> dict[str, Any]:
     status = _need(_load(run_dir, "status.json", {}) or {}, dict, "status.json")
     for key in ("duration_s", "cpu_s", "load_average"):
-        if isinstance(status.get(key), bool) or not isinstance(status.get(key), NUMBER):
+        if status.get(key) is not None and not _is_number(status.get(key)):
             raise Malformed(f"status.json {key}: expected a number, got {_kind(status.get(key))}")
+    for key in ("error", "tracking_error"):
+        if key in status:
+            _need(status[key], (str, type(None)), f"status.json {key}")
     return status
 
 
@@ -139,6 +182,7 @@ def _read_claims(run_dir: Path) -> list[dict[str, Any]]:
         _need(claim.get("text", ""), str, f"{where}.text")
         _need(claim.get("held"), (bool, type(None)), f"{where}.held")
         _need(claim.get("reason", ""), str, f"{where}.reason")
+        _need(claim.get("verdict"), (str, type(None)), f"{where}.verdict")
         if claim.get("verdict") is not None and claim["verdict"] not in VERDICT_CLASSES:
             raise Malformed(f"{where}.verdict: unknown verdict {str(claim['verdict'])[:40]!r}")
         for name, estimate in _need(claim.get("numbers") or {}, dict, f"{where}.numbers").items():
@@ -154,11 +198,15 @@ def _read_figures(run_dir: Path) -> list[dict[str, str]]:
         where = f"figures.json [{index}]"
         name = _need(_need(figure, dict, where).get("file"), str, f"{where}.file")
         _need(figure.get("caption", ""), str, f"{where}.caption")
-        inside = (run_dir / name).resolve().parent == run_dir.resolve()
-        if Path(name).name != name or name.startswith(".") or not inside:
-            raise Malformed(f"{where}.file: {name[:60]!r} is not a file of the run folder")
-        if (run_dir / name).is_file():
-            kept.append(figure)
+        # a NUL byte cannot be in a file name (the system calls refuse it)
+        plain = "\x00" not in name and Path(name).name == name and not name.startswith(".")
+        try:
+            if not plain or (run_dir / name).resolve().parent != run_dir.resolve():
+                raise Malformed(f"{where}.file: {name[:60]!r} is not a file of the run folder")
+            if (run_dir / name).is_file():
+                kept.append(figure)
+        except OSError as error:  # a name too long for the file system, ...
+            raise Malformed(f"{where}.file: {name[:60]!r}: {error.strerror or error}") from None
     return kept
 
 
@@ -194,12 +242,13 @@ def read_run(run_dir: Path) -> RunRecord:
 def collect_runs(root: Path) -> dict[str, list[RunRecord]]:
     """Every run under ``root/<experiment>/<run>/``, newest first per experiment.
 
-    A folder is a run when it has a ``config.json`` or a ``status.json``.
+    A folder is a run when it has a ``config.json`` or a ``status.json`` (of any kind: one that
+    is not a regular file makes the run unreadable, not invisible).
     """
     found: dict[str, list[RunRecord]] = {}
     for experiment_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         for run_dir in sorted((p for p in experiment_dir.iterdir() if p.is_dir()), reverse=True):
-            if not ((run_dir / "config.json").is_file() or (run_dir / "status.json").is_file()):
+            if not any(os.path.lexists(run_dir / name) for name in ("config.json", "status.json")):
                 continue
             record = read_run(run_dir)
             found.setdefault(record.experiment, []).append(record)
@@ -220,7 +269,10 @@ def fmt(value: Any) -> str:
     if isinstance(value, int | float):
         if isinstance(value, float) and not math.isfinite(value):
             return str(value)
-        return f"{value:.4g}"
+        try:
+            return f"{value:.4g}"
+        except OverflowError:  # an integer past float's range (JSON allows it)
+            return f"{Decimal(value):.4g}"
     return str(value)
 
 
@@ -248,11 +300,25 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
+# what starts Markdown (GitHub's flavour) inside a table cell: links and images ([x](u), ![p](u)),
+# code, emphasis, strikethrough, math, and a bare URL's "://" (GitHub links those by itself)
+_MARKDOWN_SYNTAX = re.compile(r"[\\`*\[\]~$|]|:(?=//)|(?<![^\W_])_|_(?![^\W_])")
+
+
 def _md(value: Any) -> str:
-    """A Markdown table cell: HTML from run folders is escaped (``<``, ``&``), pipes and line
-    breaks cannot break the row."""
+    """A Markdown table cell that shows ``value`` as text, as the HTML page does: HTML is
+    escaped (``<``, ``&``), Markdown syntax is backslash-escaped (so ``[x](javascript:...)`` and
+    ``![p](https://...)`` stay text), and pipes and line breaks cannot break the row. An
+    underscore inside a word (``train_loss``) is left as it is: it never starts emphasis."""
     text = str(value).replace("&", "&amp;").replace("<", "&lt;")
-    return text.replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+    text = _MARKDOWN_SYNTAX.sub(lambda match: "\\" + match.group(), text)
+    return text.replace("\r", " ").replace("\n", " ")
+
+
+def _md_code(name: str) -> str:
+    """``name`` as a code span in a table cell (backticks and line breaks cannot end it early)."""
+    text = name.replace("`", "'").replace("\r", " ").replace("\n", " ").replace("|", "\\|")
+    return f"`{text}`" if text.strip() else ""
 
 
 def verdict_label(claim: dict[str, Any]) -> str:
@@ -338,15 +404,14 @@ def markdown_table(root: Path) -> str:
             duration = _timing_text(record.status)
             shown_run.add(experiment)
         cells = [
-            system,
-            f"`{experiment}`{preset}" if experiment else "",
             text,
             verdict,
             numbers,
             earlier,
             duration,
         ]
-        lines.append("| " + " | ".join(_md(c) for c in cells) + " |")
+        experiment_cell = _md_code(experiment) + _md(preset)
+        lines.append("| " + " | ".join([_md(system), experiment_cell, *map(_md, cells)]) + " |")
     wall = sum(float(r.status.get("duration_s") or 0) for r in latest.values())
     cpu = sum(float(r.status.get("cpu_s") or 0) for r in latest.values())
     lines.append("")
@@ -435,6 +500,8 @@ def _section(record: RunRecord, older: list[RunRecord], root: Path) -> str:
     if record.state in ("failed", "interrupted"):
         error = record.status.get("error") or "the process ended before the run finished"
         parts.append(f'<p class="state-failed">Error: {_e(error)}</p>')
+    if record.status.get("tracking_error"):  # the results are whole; the tracker has less
+        parts.append(f"<p>Tracking: {_e(record.status['tracking_error'])}</p>")
     parts += _results(record)
     for figure in record.figures:
         src = quote(str((record.path / figure["file"]).relative_to(root)))
@@ -467,7 +534,7 @@ def render(root: Path) -> str:
         "<h1>mltricks: reproduction report</h1>",
         "<p>Each row is a claim of an experiment's latest run. Claims are judged on the preset "
         "they name (usually <b>full</b>); other presets show them as not judged.</p>",
-        '<div class="wrap"><table id="claims"><tr><th>system (SEED.md)</th><th>experiment</th>'
+        '<div class="wrap"><table id="claims"><tr><th>system</th><th>experiment</th>'
         "<th>claim</th><th>verdict</th><th>numbers</th><th>earlier implementation</th></tr>",
     ]
     shown_system: set[str] = set()
@@ -508,10 +575,12 @@ def _latest(root: Path) -> dict[str, RunRecord]:
 
 def written_by_report(path: Path) -> bool:
     """Whether ``path`` is a page this module wrote (it carries the generator tag)."""
-    try:
-        with open(path, "rb") as handle:
-            return GENERATOR.encode() in handle.read(4096)
-    except OSError:
+    try:  # without blocking, and only a regular file (never a FIFO put in its place)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as handle:
+            regular = stat.S_ISREG(os.fstat(handle.fileno()).st_mode)
+            return regular and GENERATOR.encode() in handle.read(4096)
+    except (OSError, ValueError):
         return False
 
 

@@ -1,26 +1,28 @@
-"""Run folders: ``runs/<experiment>/<timestamp>/`` written so a crash never leaves half a file.
+"""Running experiments into run folders, each (experiment, seed) one task.
 
-Layout (DESIGN.md section 3): ``config.json``, ``metrics.json``, ``claims.json``, figures as PNG
-(listed with captions in ``figures.json``), ``log.txt`` and ``status.json`` (``running``,
-``done`` or ``failed``). JSON files and figures are written to a temporary file in the same
-folder and renamed over the target, which is atomic on POSIX; ``log.txt`` only grows by whole
-lines. Files are readable by others as ``open()`` would make them (0644 under the usual umask).
-Folder names are claimed with ``mkdir``, so two processes writing to the same ``--out`` never
-share a folder.
+``execute_all`` is what ``mltricks run`` does: it opens a run folder per experiment (its
+``config.json`` and a ``running`` status), hands every seed to a backend of
+``mltricks.lab.parallel`` as a ``SeedTask``, takes each ``SeedResult`` into its folder as it
+arrives, and once all of an experiment's seeds are in, summarises them, judges the claims and
+marks the run ``done`` (or ``failed``, naming the seeds that failed; the other seeds still ran).
+``execute`` runs one experiment in this process: the same code, with the inline backend.
 
-While a run is ``running``, its ``status.json`` carries a heartbeat rewritten every
-``heartbeat_s`` seconds; a run whose heartbeat is older than a few of its own intervals (its
-process was killed, on this host or another, or its process id was reused) reads as
-``interrupted``. A write into the run folder that fails (a full disk, a read-only mount) raises
-``OutputError``: the run is recorded as failed where that can still be written.
+A seed's task (``run_seed``) runs wherever the backend puts it: this process, a local worker
+process, a machine of a Dask cluster. It seeds everything, runs the experiment's ``run`` into a
+scratch folder of its own, and returns the metrics and the files it wrote (figures, TensorBoard
+events, its log lines); this process writes them into the run folder. Results are therefore the
+same whichever backend ran them, and workers need no access to ``--out``.
+
+Nothing raised by an experiment escapes: it is recorded in ``status.json`` and ``log.txt``. A
+write into a run folder that fails raises ``OutputError``; Ctrl-C marks every unfinished run
+``interrupted`` and cancels the tasks not yet run.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
-import math
+import importlib
 import os
 import platform
 import socket
@@ -30,7 +32,7 @@ import threading
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from types import MappingProxyType, ModuleType
@@ -40,231 +42,18 @@ import numpy as np
 import torch
 
 from mltricks.lab import engine
-from mltricks.lab.experiment import Claim, NotApplicable, RunContext
-from mltricks.lab.stats import Estimate, mean_interval, proportion_interval
+from mltricks.lab.experiment import RunContext
+from mltricks.lab.parallel import Backend, InlineBackend, Progress
+from mltricks.lab.run_folder import OutputError, Run, read_json, to_jsonable
+from mltricks.lab.stats import Estimate, mean_interval
+from mltricks.lab.tracking import Session, Tracker
+from mltricks.lab.verdicts import judge, summarize_metrics
 
-STATES = ("running", "done", "failed")
-HEARTBEAT_S = 30.0
-# a heartbeat older than this many intervals means the run's process is gone (two missed beats
-# and some clock difference between hosts are tolerated)
-STALE_HEARTBEATS = 3.0
-
-
-class OutputError(OSError):
-    """Writing into the run folder failed (a full disk, a read-only mount, a removed folder).
-
-    Nothing more can be recorded there, so ``mltricks run`` stops rather than going on with the
-    next experiment.
-    """
-
-
-@contextlib.contextmanager
-def _writing(path: Path) -> Iterator[None]:
-    """Turn an ``OSError`` raised while writing ``path`` into one ``OutputError`` line."""
-    try:
-        yield
-    except OutputError:
-        raise
-    except OSError as error:
-        raise OutputError(f"cannot write {path}: {error.strerror or error}") from error
-
-
-def _read_umask() -> int:
-    """The process's umask, read without changing it where the system allows."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-# mkstemp creates 0600 files; run files get the mode open() gives (0644 under umask 022)
-FILE_MODE = 0o666 & ~_read_umask()
-
-
-def to_jsonable(value: Any) -> Any:
-    """Plain JSON values from NumPy/torch scalars and arrays, dataclasses, paths and tuples."""
-    if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().numpy()
-    if isinstance(value, np.ndarray):
-        return to_jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return to_jsonable(value.item())
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Estimate):
-        return value.as_dict()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return to_jsonable(dataclasses.asdict(value))
-    if isinstance(value, dict | MappingProxyType):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename (mode ``FILE_MODE``)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), FILE_MODE)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, value: Any) -> None:
-    """Write ``value`` as indented JSON, atomically."""
-    text = json.dumps(to_jsonable(value), indent=2, allow_nan=False)
-    atomic_write_bytes(path, (text + "\n").encode())
-
-
-def read_json(path: Path, default: Any = None) -> Any:
-    """The JSON in ``path``, or ``default`` when it is missing or unreadable."""
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return default
+__all__ = ["Outcome", "Plan", "SeedResult", "SeedTask", "execute", "execute_all", "run_seed"]
 
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-class Run:
-    """One run folder and its writers. Only the main process writes (``accelerate launch``).
-
-    Every write that fails raises ``OutputError``. ``set_status("running", ...)`` starts a
-    heartbeat thread that rewrites ``status.json`` every ``heartbeat_s`` seconds until the next
-    ``set_status``.
-    """
-
-    def __init__(self, path: Path, *, writer: bool = True, heartbeat_s: float = HEARTBEAT_S):
-        self.path = path
-        self.writer = writer
-        self.heartbeat_s = heartbeat_s
-        self.figures: list[dict[str, str]] = []
-        self._status: dict[str, Any] = {}
-        self._lock = threading.Lock()
-        self._stop_beating = threading.Event()
-        self._beating: threading.Thread | None = None
-
-    @classmethod
-    def create(cls, root: Path, experiment: str, **kwargs: Any) -> Run:
-        """Claim a new folder ``root/<experiment>/<UTC timestamp>[-k]``."""
-        parent = Path(root) / experiment
-        with _writing(parent):
-            parent.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        for attempt in range(1, 1000):
-            path = parent / (stamp if attempt == 1 else f"{stamp}-{attempt}")
-            try:
-                with _writing(path):
-                    path.mkdir()
-                return cls(path, **kwargs)
-            except OutputError as error:
-                if isinstance(error.__cause__, FileExistsError):
-                    continue
-                raise
-        raise OutputError(f"could not create a run folder under {parent}")
-
-    def write_json(self, name: str, value: Any) -> None:
-        if self.writer:
-            with _writing(self.path / name):
-                atomic_write_json(self.path / name, value)
-
-    def log(self, message: str) -> None:
-        if not self.writer:
-            return
-        stamp = datetime.now().strftime("%H:%M:%S")
-        lines = "".join(f"[{stamp}] {line}\n" for line in str(message).splitlines() or [""])
-        with (
-            _writing(self.path / "log.txt"),
-            open(self.path / "log.txt", "a", encoding="utf-8") as handle,
-        ):
-            handle.write(lines)
-
-    def savefig(self, figure: Any, name: str, caption: str = "") -> None:
-        import matplotlib.pyplot as plt
-
-        if not self.writer:
-            plt.close(figure)
-            return
-        safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in name) or "figure"
-        target = self.path / f"{safe}.png"
-        with _writing(target):
-            fd, tmp = tempfile.mkstemp(dir=self.path, prefix=f".{safe}.", suffix=".png")
-            os.close(fd)
-            try:
-                figure.savefig(tmp, dpi=110, bbox_inches="tight")
-                os.chmod(tmp, FILE_MODE)
-                os.replace(tmp, target)
-            finally:
-                Path(tmp).unlink(missing_ok=True)
-                plt.close(figure)
-        self.figures = [f for f in self.figures if f["file"] != target.name]
-        self.figures.append({"file": target.name, "caption": caption})
-        self.write_json("figures.json", self.figures)
-
-    def set_status(self, state: str, **info: Any) -> None:
-        """Write ``status.json``; ``running`` carries a heartbeat kept fresh by a thread."""
-        if state not in STATES:
-            raise ValueError(f"state must be one of {', '.join(STATES)}; got {state!r}")
-        if state != "running":
-            self.stop_heartbeat()
-        status = {"state": state, **info}
-        if state == "running":
-            status.update(heartbeat=time.time(), heartbeat_s=self.heartbeat_s)
-        with self._lock:
-            self.write_json("status.json", status)
-            self._status = status  # only once written: a failed write leaves the old state
-        if state == "running" and self.writer and self._beating is None:
-            self._stop_beating.clear()
-            self._beating = threading.Thread(target=self._beat, name="run-heartbeat", daemon=True)
-            self._beating.start()
-
-    @property
-    def state(self) -> str | None:
-        """The state last written to ``status.json`` (None before the first)."""
-        return self._status.get("state")
-
-    def force_status(self, state: str, **info: Any) -> None:
-        """Last resort on a full disk: overwrite ``status.json`` in place (its blocks are
-        already allocated, so a short status fits where a new file cannot be made)."""
-        self.stop_heartbeat()
-        data = json.dumps(to_jsonable({"state": state, **info})).encode()
-        with _writing(self.path / "status.json"), open(self.path / "status.json", "r+b") as handle:
-            handle.write(data)
-            handle.truncate()
-        self._status = {"state": state, **info}
-
-    def _beat(self) -> None:
-        while not self._stop_beating.wait(self.heartbeat_s):
-            with self._lock:
-                if self._status.get("state") != "running":
-                    return
-                self._status["heartbeat"] = time.time()
-                # a failed beat is not fatal: the run's own next write reports the failure
-                with contextlib.suppress(OSError):
-                    self.write_json("status.json", self._status)
-
-    def stop_heartbeat(self) -> None:
-        """Stop rewriting the heartbeat (the status then ages into ``interrupted``)."""
-        if self._beating is not None:
-            self._stop_beating.set()
-            self._beating.join()
-            self._beating = None
 
 
 def versions() -> dict[str, str]:
@@ -290,140 +79,482 @@ def versions() -> dict[str, str]:
     }
 
 
-def summarize_metrics(per_seed: Sequence[dict[str, Any]]) -> dict[str, Estimate]:
-    """Mean and 95% interval over seeds of every scalar metric.
+# --- a seed's task ----------------------------------------------------------------------------
 
-    A metric returned as a boolean in every seed (a hit, a success) is a proportion: its interval
-    is Wilson's, which stays inside [0, 1]; numbers get Student's t interval.
+
+@dataclasses.dataclass(frozen=True)
+class SeedTask:
+    """One seed of one experiment: everything ``run_seed`` needs, picklable for a worker.
+
+    ``module`` is the experiment module, or its import name where the task travels to another
+    process. ``device`` and ``torch_threads`` None keep this process's settings (the inline
+    backend); ``progress`` None keeps its progress bars.
     """
-    names: list[str] = []
-    for metrics in per_seed:
-        names += [k for k, v in metrics.items() if _is_scalar(v) and k not in names]
-    summary = {}
-    for name in names:
-        raw = [m[name] for m in per_seed if _is_scalar(m.get(name))]
-        values = [float(v) for v in raw]
-        if len(values) > 1 and all(isinstance(v, bool | np.bool_) for v in raw):
-            summary[name] = proportion_interval(int(sum(values)), len(values))
-        else:
-            summary[name] = mean_interval(values)
-    return summary
 
-
-def _is_scalar(value: Any) -> bool:
-    return isinstance(value, bool | int | float | np.number) or (
-        isinstance(value, torch.Tensor) and value.numel() == 1
-    )
-
-
-VERDICT_LABELS = {True: "held", False: "not held", None: "not judged"}
-
-
-def judge(
-    claims: Sequence[Claim],
-    summary: dict[str, Estimate],
-    preset: str,
-    num_seeds: int,
-    *,
-    log: Callable[[str], None] | None = None,
-) -> list[dict[str, Any]]:
-    """Each claim's verdict with the numbers it rests on.
-
-    ``held`` is True/False when judged, None otherwise; ``verdict`` is the label a reader sees:
-    ``held``, ``not held``, ``not judged`` (another preset, too few seeds), ``not applicable``
-    (the claim raised ``NotApplicable``: ``reason`` says why) or ``defect`` (the claim reads a
-    metric the run did not produce: a bug of the experiment, also written to ``log``).
-    """
-    verdicts = []
-    for claim in claims:
-        verdict = _judge_one(claim, summary, preset, num_seeds)
-        missing = [m for m in claim.metrics if m not in summary]
-        if log is not None and verdict["verdict"] == "defect":
-            log(f"claim {claim.text!r}: {verdict['reason']}")
-        elif log is not None and missing and verdict["verdict"] != "not applicable":
-            log(
-                f"claim {claim.text!r}: experiment defect: it lists metric(s) "
-                f"{', '.join(map(repr, missing))}, which the run did not produce"
-            )
-        verdicts.append(verdict)
-    return verdicts
-
-
-def _judge_one(claim: Claim, summary: dict[str, Estimate], preset: str, num_seeds: int) -> dict:
-    verdict: dict[str, Any] = {
-        "text": claim.text,
-        "held": None,
-        "verdict": "not judged",
-        "numbers": {m: summary[m].as_dict() for m in claim.metrics if m in summary},
-        "presets": list(claim.presets),
-    }
-    if preset not in claim.presets:
-        verdict["reason"] = f"judged on the {' / '.join(claim.presets)} preset only"
-        return verdict
-    if num_seeds < claim.min_seeds:
-        verdict["reason"] = f"needs at least {claim.min_seeds} seeds, got {num_seeds}"
-        return verdict
-    missing = [m for m in claim.metrics if m not in summary]
-    try:
-        held = bool(claim.holds(summary))
-    except NotApplicable as error:
-        verdict.update(verdict="not applicable", reason=f"not applicable: {error}")
-        return verdict
-    except KeyError as error:
-        key = error.args[0] if error.args else None
-        if isinstance(key, str) and key not in summary:
-            missing = [*missing, key] if key not in missing else missing
-        else:
-            verdict["reason"] = f"could not be judged: KeyError: {error}"
-            return verdict
-    except (TypeError, ValueError, ZeroDivisionError) as error:
-        verdict["reason"] = f"could not be judged: {type(error).__name__}: {error}"
-        return verdict
-    if missing:
-        verdict.update(
-            verdict="defect",
-            reason="experiment defect: the claim reads metric(s) "
-            f"{', '.join(map(repr, missing))}, which the run did not produce",
-        )
-        return verdict
-    verdict.update(held=held, verdict=VERDICT_LABELS[held])
-    return verdict
-
-
-def _timing(started: float, cpu_started: float) -> dict[str, float]:
-    """Wall time, CPU time of this process (all its threads) and the machine's load average.
-
-    On a shared machine the wall time grows with the other jobs; the CPU time much less, and
-    the load average says how shared the machine was.
-    """
-    return {
-        "duration_s": round(time.time() - started, 2),
-        "cpu_s": round(time.process_time() - cpu_started, 2),
-        "load_average": round(os.getloadavg()[0], 2),
-    }
+    name: str
+    module: ModuleType | str
+    config: Any
+    preset: str
+    seed: int
+    seeds: tuple[int, ...]
+    data: Path | None
+    folder: Path
+    tracker: Tracker | None = None
+    device: str | None = None
+    torch_threads: int | None = None
+    progress: bool | None = None
 
 
 @dataclasses.dataclass
-class _Job:
-    """One experiment run: what ``execute`` was asked and where it writes."""
+class SeedResult:
+    """What a seed's task returns: its metrics (None when it failed, with ``error`` and
+    ``trace``), the files it wrote by relative path, its figures' list, its log lines, its
+    times, and a tracker failure that did not stop it."""
+
+    name: str
+    seed: int
+    metrics: dict[str, Any] | None = None
+    error: str | None = None
+    trace: str = ""
+    files: dict[str, bytes] = dataclasses.field(default_factory=dict)
+    figures: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    log_text: str = ""
+    started: float = 0.0
+    seconds: float = 0.0
+    cpu_s: float = 0.0
+    host: str = ""
+    tracking_error: str | None = None
+
+
+# torch's seeds, threads and device are global to a process: a worker process that was given
+# several threads must still run one task at a time
+_one_task_at_a_time = threading.Lock()
+
+
+def run_seed(task: SeedTask) -> SeedResult:
+    """Run one seed of one experiment in a scratch folder and return what it produced."""
+    with _one_task_at_a_time, tempfile.TemporaryDirectory(prefix="mltricks-seed-") as scratch:
+        if task.torch_threads:
+            torch.set_num_threads(task.torch_threads)
+        if task.device is not None:
+            engine.set_device(task.device)
+        if task.progress is not None:
+            engine.set_progress(task.progress)
+        run = Run(Path(scratch), writer=engine.is_main_process(), folder=task.folder)
+        result = SeedResult(task.name, task.seed, host=socket.gethostname(), started=time.time())
+        cpu_started = time.process_time()
+        try:
+            module = (
+                task.module
+                if isinstance(task.module, ModuleType)
+                else importlib.import_module(task.module)
+            )
+            result.metrics, result.tracking_error = _run_one(task, module, run)
+        except Exception as error:  # recorded by the caller, never lost
+            result.error = f"{type(error).__name__}: {error}"
+            result.trace = traceback.format_exc()
+            with contextlib.suppress(Exception):
+                run.log(result.trace)
+        result.seconds = time.time() - result.started
+        result.cpu_s = time.process_time() - cpu_started
+        result.files, result.log_text = _written(Path(scratch))
+        result.figures = list(run.figures)
+        return result
+
+
+def _run_one(task: SeedTask, module: ModuleType, run: Run) -> tuple[dict[str, Any], str | None]:
+    run.log(f"{task.name}: seed {task.seed} ({task.preset} preset)")
+    ctx = RunContext(task.seed, task.seeds, task.preset, engine.device(), task.data, run)
+    # the tracker starts before seeding: a tracked seed sees the same randomness as without
+    label = f"seed-{task.seed}"
+    with _tracking(task.tracker, ctx, task.name, task.config, label, seed=task.seed) as session:
+        engine.seed_everything(task.seed)
+        started = time.time()
+        with (
+            warnings.catch_warnings(record=True) as caught,
+            engine.on_epoch(session.log_epoch),
+        ):
+            warnings.simplefilter("default")
+            metrics = module.run(task.config, ctx)
+        seconds = time.time() - started
+        session.log_final(metrics)
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        run.log(f"warning: {message}")
+    if not isinstance(metrics, dict):
+        raise TypeError(f"{task.name}.run must return a dict of metrics, got {type(metrics)}")
+    return to_jsonable({**metrics, "seconds": seconds}), session.failure
+
+
+@contextlib.contextmanager
+def _tracking(
+    tracker: Tracker | None, ctx: RunContext, name: str, config: Any, label: str, **extra: Any
+) -> Iterator[Session]:
+    """The tracker run of one seed (or the summary), or a session that logs nothing; a tracker
+    failure stays in ``session.failure`` and never stops the block."""
+    if tracker is None:
+        yield Session(None, "")
+        return
+    with tracker.session(ctx, experiment=name, label=label, cfg=config, **extra) as session:
+        yield session
+
+
+def _written(scratch: Path) -> tuple[dict[str, bytes], str]:
+    """The files a task wrote (its figures' list and log excepted), and its log text."""
+    files = {}
+    for path in sorted(scratch.rglob("*")):
+        relative = path.relative_to(scratch).as_posix()
+        if path.is_file() and relative not in ("figures.json", "log.txt"):
+            files[relative] = path.read_bytes()
+    log = scratch / "log.txt"
+    return files, log.read_text(encoding="utf-8") if log.is_file() else ""
+
+
+# --- an experiment's run, on this side ------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """One experiment to run: its name, module, resolved config, seeds, and the command line
+    that reruns it (recorded in ``config.json``)."""
 
     name: str
     module: ModuleType
     config: Any
-    preset: str
     seeds: tuple[int, ...]
-    data: Path | None
-    run: Run
+    command: str = ""
 
-    def context(self, seed: int) -> RunContext:
-        return RunContext(
-            seed=seed,
-            seeds=self.seeds,
-            preset=self.preset,
-            device=engine.device(),
-            data=self.data,
-            run=self.run,
+
+@dataclasses.dataclass
+class Outcome:
+    """How one experiment's run ended: its folder, ``done``/``failed``/``interrupted``, and
+    the error text when it did not finish."""
+
+    name: str
+    path: Path | None
+    state: str
+    failure: str | None = None
+
+
+@dataclasses.dataclass
+class _Job:
+    """One experiment's run folder while its seeds come in."""
+
+    plan: Plan
+    preset: str
+    data: Path | None
+    out: Path
+    tracker: Tracker | None = None
+    run: Run = dataclasses.field(init=False)
+    tracking_error: str | None = None
+    per_seed: dict[int, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    failed: dict[int, str] = dataclasses.field(default_factory=dict)
+    first_started: float = dataclasses.field(default_factory=time.time)
+    cpu_s: float = 0.0
+    outcome: Outcome | None = None
+
+    @property
+    def name(self) -> str:
+        return self.plan.name
+
+    @property
+    def opened(self) -> bool:
+        return hasattr(self, "run")
+
+    def open(self) -> None:
+        """Claim the run folder, write ``config.json`` and a ``running`` status."""
+        if engine.is_main_process():
+            self.run = Run.create(self.out, self.name)
+        else:  # another process of `accelerate launch`: trains along, writes nothing
+            self.run = Run(self.out / self.name, writer=False)
+        self.run.write_json(
+            "config.json",
+            {
+                "experiment": self.name,
+                "system": self.plan.module.SYSTEM,
+                "preset": self.preset,
+                "seeds": list(self.plan.seeds),
+                "config": dataclasses.asdict(self.plan.config),
+                "data": str(self.data) if self.data else None,
+                "command": self.plan.command,
+                "argv": sys.argv,
+                "device": str(engine.device()),
+                "num_processes": engine.accelerator().num_processes,
+                "started": _now(),
+                "versions": versions(),
+            },
         )
+        self.run.set_status("running", started=_now(), pid=os.getpid(), host=socket.gethostname())
+
+    def task(self, seed: int, **settings: Any) -> SeedTask:
+        module: ModuleType | str = self.plan.module
+        if settings.get("device") is not None:  # another process: it imports the module
+            module = self.plan.module.__name__
+        return SeedTask(
+            self.name,
+            module,
+            self.plan.config,
+            self.preset,
+            seed,
+            self.plan.seeds,
+            self.data,
+            self.run.folder,
+            # a tracker that failed stays off for the seeds not yet handed out
+            None if self.tracking_error else self.tracker,
+            **settings,
+        )
+
+    def take(self, result: SeedResult) -> None:
+        """One seed's result into the folder: its files, log, metrics or failure."""
+        self.first_started = min(self.first_started, result.started or self.first_started)
+        self.cpu_s += result.cpu_s
+        self.run.add_files(result.files, result.figures, result.log_text)
+        if result.tracking_error and not self.tracking_error:
+            self.tracking_error = (
+                f"{result.tracking_error}; tracking stopped for the rest of this run"
+            )
+            self.run.log(f"warning: {self.tracking_error}")
+        if result.metrics is None:
+            self.failed[result.seed] = result.error or "failed"
+        else:
+            self.per_seed[result.seed] = result.metrics
+            ordered = {s: self.per_seed[s] for s in self.plan.seeds if s in self.per_seed}
+            self.run.write_json("metrics.json", {"per_seed": ordered, "summary": {}})
+
+    @property
+    def complete(self) -> bool:
+        return len(self.per_seed) + len(self.failed) == len(self.plan.seeds)
+
+    def finish(self) -> Outcome:
+        """Summarise, judge and mark the run done, once every seed is in (failed when any
+        seed failed: the others' metrics stay in ``metrics.json``)."""
+        try:
+            if self.failed:
+                first = min(self.failed)
+                where = f"seed {first}: " if len(self.plan.seeds) > 1 else ""
+                others = f" (and seeds {sorted(self.failed)[1:]})" if len(self.failed) > 1 else ""
+                raise _SeedFailed(f"{where}{self.failed[first]}{others}")
+            cpu_started = time.process_time()
+            summary = self._summarize()
+            verdicts = judge(
+                self.plan.module.CLAIMS,
+                summary,
+                self.preset,
+                len(self.plan.seeds),
+                log=self.run.log,
+            )
+            self.run.write_json("claims.json", verdicts)
+            for verdict in verdicts:
+                self.run.log(f"claim {verdict['verdict'].upper()}: {verdict['text']}")
+            self.cpu_s += time.process_time() - cpu_started
+            self.run.set_status("done", finished=_now(), **self._timing(), **self._tracked())
+            self.outcome = Outcome(self.name, self.run.path, "done")
+        except OutputError as error:
+            self.fail(error)
+            raise
+        except Exception as error:  # a failed experiment is recorded, never lost
+            self.fail(error)
+        return self.outcome  # type: ignore[return-value]
+
+    def _summarize(self) -> dict[str, Estimate]:
+        """Every scalar metric's estimate over seeds, plus what the experiment's
+        ``summarize`` adds (cross-seed figures and metrics); saved in ``metrics.json``."""
+        per_seed = {seed: self.per_seed[seed] for seed in self.plan.seeds}
+        results = list(per_seed.values())
+        summary = summarize_metrics(results)
+        summarize = getattr(self.plan.module, "summarize", None)
+        if summarize is not None:
+            ctx = RunContext(
+                self.plan.seeds[0],
+                self.plan.seeds,
+                self.preset,
+                engine.device(),
+                self.data,
+                self.run,
+            )
+            tracker = None if self.tracking_error else self.tracker
+            label, seeds = "summary", list(self.plan.seeds)
+            with _tracking(
+                tracker, ctx, self.name, self.plan.config, label, seeds=seeds
+            ) as session:
+                extra = summarize(self.plan.config, MappingProxyType(dict(summary)), results, ctx)
+                session.log_estimates(summary)
+                if isinstance(extra, Mapping):
+                    session.log_estimates(extra)
+            if session.failure and not self.tracking_error:
+                self.tracking_error = (
+                    f"{session.failure}; tracking stopped for the rest of this run"
+                )
+                self.run.log(f"warning: {self.tracking_error}")
+            for key, value in (extra or {}).items():
+                summary[key] = value if isinstance(value, Estimate) else mean_interval([value])
+        self.run.write_json("metrics.json", {"per_seed": per_seed, "summary": summary})
+        return summary
+
+    def _timing(self) -> dict[str, float]:
+        """Wall time since its first seed started, CPU time of its seeds and summary (in every
+        process that ran them) and this machine's load average."""
+        return {
+            "duration_s": round(max(0.0, time.time() - self.first_started), 2),
+            "cpu_s": round(self.cpu_s, 2),
+            "load_average": round(os.getloadavg()[0], 2),
+        }
+
+    def _tracked(self) -> dict[str, str]:
+        return {"tracking_error": self.tracking_error} if self.tracking_error else {}
+
+    def fail(self, error: BaseException) -> None:
+        """Record the run as failed as far as the folder can still be written.
+
+        On a full disk the log and the claims may not fit: the status is then overwritten in
+        place, and failing that, the stale heartbeat shows the run as interrupted.
+        """
+        text = (
+            f"{type(error).__name__}: {error}" if not isinstance(error, _SeedFailed) else str(error)
+        )
+        trace = "" if isinstance(error, _SeedFailed) else traceback.format_exc()
+        self._close("failed", text, trace)
+        self.outcome = Outcome(self.name, self.run.path, "failed", text)
+
+    def interrupt(self) -> None:
+        """Mark the run interrupted (Ctrl-C): its finished seeds stay in ``metrics.json``."""
+        self._close("interrupted", "interrupted (Ctrl-C) before all seeds were in", "")
+        self.outcome = Outcome(self.name, self.run.path, "interrupted", "interrupted")
+
+    def _close(self, state: str, text: str, trace: str) -> None:
+        reason = "run failed" if state == "failed" else "run interrupted"
+        claims = [
+            {
+                "text": claim.text,
+                "held": None,
+                "verdict": "not judged",
+                "numbers": {},
+                "presets": list(claim.presets),
+                "reason": reason,
+            }
+            for claim in self.plan.module.CLAIMS
+        ]
+        status = {"finished": _now(), **self._timing(), "error": text, **self._tracked()}
+        steps = (
+            lambda: self.run.log(trace or text),
+            lambda: self.run.write_json("claims.json", claims),
+            lambda: self.run.set_status(state, **status, **({"traceback": trace} if trace else {})),
+        )
+        for step in steps:
+            with contextlib.suppress(Exception):
+                step()
+        if self.run.writer and self.run.state != state:
+            with contextlib.suppress(Exception):
+                self.run.force_status(state, **status)
+        self.run.stop_heartbeat()
+
+
+class _SeedFailed(Exception):
+    """One or more seeds failed; their errors are in the log, the text names them."""
+
+
+# --- many experiments on a backend ----------------------------------------------------------
+
+
+def execute_all(
+    plans: Sequence[Plan],
+    *,
+    preset: str,
+    out: Path,
+    data: Path | None = None,
+    tracker: Tracker | None = None,
+    backend: Backend | None = None,
+    settings: Mapping[str, Any] | None = None,
+    echo: Callable[[str], None] = lambda line: None,
+    on_start: Callable[[Plan], None] = lambda plan: None,
+    on_done: Callable[[Outcome], None] = lambda outcome: None,
+) -> list[Outcome]:
+    """Run every plan's seeds on ``backend`` (inline by default) into new run folders.
+
+    Args:
+        plans: the experiments, in the order given (the inline backend keeps it; a parallel
+            one starts the longest known tasks first: durations of earlier runs in ``out``).
+        preset, out, data, tracker: as for ``execute``.
+        settings: ``SeedTask`` settings for a backend in other processes (``device``,
+            ``torch_threads``, ``progress``).
+        echo: prints a progress line per finished task.
+        on_start: called with each plan as its first task is handed to the backend (with the
+            inline backend, when it starts; a parallel one takes every task at once).
+        on_done: called with each experiment's ``Outcome`` as soon as all its seeds are in.
+
+    Returns:
+        One ``Outcome`` per plan, in the order of ``plans``.
+
+    Raises:
+        OutputError: a run folder cannot be written (a full disk): every unfinished run is
+            marked failed where it still can be, and no further task starts.
+        KeyboardInterrupt: after cancelling the tasks not yet run and marking every unfinished
+            run interrupted.
+    """
+    backend = backend or InlineBackend()
+    settings = dict(settings or {})
+    jobs = [_Job(plan, preset, data, Path(out), tracker) for plan in plans]
+    by_name = {job.name: job for job in jobs}
+
+    def tasks() -> Iterator[SeedTask]:  # made as the backend takes them
+        for job in jobs:
+            job.open()
+            on_start(job.plan)
+            for seed in job.plan.seeds:
+                yield job.task(seed, **settings)
+
+    expected = _past_seconds(out, preset, data)
+    progress = Progress(sum(len(p.seeds) for p in plans), backend.workers)
+    try:
+        for task, result in backend.run(run_seed, tasks(), lambda task: expected.get(task.name)):
+            if not isinstance(result, SeedResult):  # the backend lost the task (a dead worker)
+                result = SeedResult(
+                    task.name, task.seed, error=f"{type(result).__name__}: {result}"
+                )
+            job = by_name[result.name]
+            job.take(result)
+            progress.finished(result.seconds)
+            state = "done" if result.metrics is not None else f"FAILED ({result.error})"
+            echo(
+                f"   {result.name} seed {result.seed} {state} in {result.seconds:.1f}s "
+                f"{progress.line(backend.running(progress.total - progress.done))}"
+            )
+            if job.complete:
+                on_done(job.finish())
+    except BaseException as error:
+        with contextlib.suppress(Exception):
+            backend.cancel()
+        for job in jobs:
+            if job.opened and job.outcome is None:
+                job.interrupt() if isinstance(error, KeyboardInterrupt) else job.fail(error)
+        raise
+    finally:
+        for job in jobs:
+            if job.opened:
+                job.run.stop_heartbeat()
+    return [job.outcome or Outcome(job.name, None, "not started") for job in jobs]
+
+
+def _past_seconds(out: Path, preset: str, data: Path | None) -> dict[str, float]:
+    """Seconds per seed of each experiment's latest finished run in ``out`` on the same
+    preset and data: the priorities that start the longest tasks first."""
+    seconds: dict[str, float] = {}
+    for config_file in sorted(Path(out).glob("*/*/config.json")):
+        config = read_json(config_file, {})
+        metrics = read_json(config_file.with_name("metrics.json"), {})
+        if not isinstance(config, dict) or not isinstance(metrics, dict):
+            continue
+        if config.get("preset") != preset or config.get("data") != (str(data) if data else None):
+            continue
+        per_seed = metrics.get("per_seed")
+        times = (
+            [m.get("seconds") for m in per_seed.values() if isinstance(m, dict)]
+            if isinstance(per_seed, dict)
+            else []
+        )
+        times = [t for t in times if isinstance(t, int | float)]
+        if times and isinstance(config.get("experiment"), str):
+            seconds[config["experiment"]] = float(np.median(times))
+    return seconds
 
 
 def execute(
@@ -436,161 +567,21 @@ def execute(
     out: Path,
     data: Path | None = None,
     command: str = "",
+    tracker: Tracker | None = None,
 ) -> tuple[Path | None, str, str | None]:
-    """Run one experiment over its seeds into a new run folder.
+    """Run one experiment over its seeds in this process, into a new run folder.
 
     Returns the folder, the final state (``done`` or ``failed``) and the error text if any.
-    Nothing raised by the experiment escapes: it is recorded in ``status.json`` and ``log.txt``.
+
+    With a ``tracker``, each seed and the ``summarize`` step are tracker runs, and every epoch of
+    their ``engine.fit`` calls reaches the tracker (``engine.on_epoch``). A tracker failure
+    neither fails the run nor loses a result: it is written to ``log.txt`` and to
+    ``status.json`` as ``tracking_error``, and tracking stops for the rest of the run.
 
     Raises:
         OutputError: the run folder cannot be written (a full disk, a read-only mount); the
             failure is recorded where it still can be.
     """
-    is_writer = engine.is_main_process()
-    run = Run.create(out, name) if is_writer else Run(Path(out) / name / "worker", writer=False)
-    job = _Job(name, module, config, preset, tuple(seeds), data, run)
-    started, cpu_started = time.time(), time.process_time()
-    try:
-        _write_config(job, command)
-        run.set_status("running", started=_now(), pid=os.getpid(), host=socket.gethostname())
-        per_seed = _run_seeds(job)
-        summary = _summarize(job, per_seed)
-        verdicts = judge(module.CLAIMS, summary, preset, len(job.seeds), log=run.log)
-        run.write_json("claims.json", verdicts)
-        for verdict in verdicts:
-            run.log(f"claim {verdict['verdict'].upper()}: {verdict['text']}")
-        run.set_status("done", finished=_now(), **_timing(started, cpu_started))
-        return run.path, "done", None
-    except OutputError as error:
-        _record_failure(job, error, _timing(started, cpu_started))
-        raise
-    except Exception as error:  # a failed experiment is recorded, never lost
-        return run.path, "failed", _record_failure(job, error, _timing(started, cpu_started))
-    finally:  # also on KeyboardInterrupt: a run that stopped must not look alive
-        run.stop_heartbeat()
-
-
-def _write_config(job: _Job, command: str) -> None:
-    job.run.write_json(
-        "config.json",
-        {
-            "experiment": job.name,
-            "system": job.module.SYSTEM,
-            "preset": job.preset,
-            "seeds": list(job.seeds),
-            "config": dataclasses.asdict(job.config),
-            "data": str(job.data) if job.data else None,
-            "command": command,
-            "argv": sys.argv,
-            "device": str(engine.device()),
-            "num_processes": engine.accelerator().num_processes,
-            "started": _now(),
-            "versions": versions(),
-        },
-    )
-
-
-def _run_seeds(job: _Job) -> dict[int, dict[str, Any]]:
-    """Each seed's metrics (seeded first), saved after every seed."""
-    per_seed: dict[int, dict[str, Any]] = {}
-    for seed in job.seeds:
-        job.run.log(f"{job.name}: seed {seed} ({job.preset} preset)")
-        engine.seed_everything(seed)
-        seed_started = time.time()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("default")
-            metrics = job.module.run(job.config, job.context(seed))
-        for message in dict.fromkeys(str(w.message) for w in caught):
-            job.run.log(f"warning: {message}")
-        if not isinstance(metrics, dict):
-            raise TypeError(f"{job.name}.run must return a dict of metrics, got {type(metrics)}")
-        per_seed[seed] = to_jsonable({**metrics, "seconds": time.time() - seed_started})
-        job.run.write_json("metrics.json", {"per_seed": per_seed, "summary": {}})
-    return per_seed
-
-
-def _summarize(job: _Job, per_seed: dict[int, dict[str, Any]]) -> dict[str, Estimate]:
-    """Every scalar metric's estimate over seeds, plus what the experiment's ``summarize``
-    adds (cross-seed figures and metrics); saved in ``metrics.json``."""
-    results = [per_seed[seed] for seed in job.seeds]
-    summary = summarize_metrics(results)
-    summarize = getattr(job.module, "summarize", None)
-    if summarize is not None:
-        ctx = job.context(job.seeds[0])
-        extra = summarize(job.config, MappingProxyType(dict(summary)), results, ctx)
-        for key, value in (extra or {}).items():
-            summary[key] = value if isinstance(value, Estimate) else mean_interval([value])
-    job.run.write_json("metrics.json", {"per_seed": per_seed, "summary": summary})
-    return summary
-
-
-def _record_failure(job: _Job, error: BaseException, timing: dict[str, float]) -> str:
-    """Record a failed run as far as the folder can still be written; return the error text.
-
-    On a full disk the log and the claims may not fit: the status is then overwritten in place,
-    and failing that, the stale heartbeat shows the run as interrupted.
-    """
-    text = f"{type(error).__name__}: {error}"
-    trace = traceback.format_exc()
-    claims = [
-        {
-            "text": c.text,
-            "held": None,
-            "verdict": "not judged",
-            "numbers": {},
-            "presets": list(c.presets),
-            "reason": "run failed",
-        }
-        for c in job.module.CLAIMS
-    ]
-    status = {"finished": _now(), **timing, "error": text}
-    steps = (
-        lambda: job.run.log(trace),
-        lambda: job.run.write_json("claims.json", claims),
-        lambda: job.run.set_status("failed", **status, traceback=trace),
-    )
-    for step in steps:
-        with contextlib.suppress(Exception):
-            step()
-    if job.run.writer and job.run.state != "failed":
-        with contextlib.suppress(Exception):
-            job.run.force_status("failed", **status)
-    return text
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this id exists on this machine."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def heartbeat_stale(status: dict[str, Any], now: float | None = None) -> bool:
-    """Whether a running status's heartbeat is older than ``STALE_HEARTBEATS`` intervals."""
-    beat, interval = status.get("heartbeat"), status.get("heartbeat_s")
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (beat, interval)):
-        return False
-    age = (time.time() if now is None else now) - float(beat)  # type: ignore[arg-type]
-    return age > STALE_HEARTBEATS * max(float(interval), 0.0)  # type: ignore[arg-type]
-
-
-def run_state(path: Path) -> str:
-    """``done``, ``failed``, ``running``, ``interrupted`` (its process is gone: a dead process
-    id on this host, or a heartbeat that stopped) or ``unknown``."""
-    status = read_json(path / "status.json", {})
-    if not isinstance(status, dict):
-        return "unknown"
-    state = status.get("state", "unknown")
-    if state != "running":
-        return state if isinstance(state, str) and state in STATES else "unknown"
-    if heartbeat_stale(status):
-        return "interrupted"
-    if status.get("host") == socket.gethostname():
-        pid = status.get("pid")
-        if isinstance(pid, int) and not isinstance(pid, bool) and not pid_alive(pid):
-            return "interrupted"
-    return "running"
+    plan = Plan(name, module, config, tuple(seeds), command)
+    (outcome,) = execute_all([plan], preset=preset, out=Path(out), data=data, tracker=tracker)
+    return outcome.path, outcome.state, outcome.failure
