@@ -1,6 +1,7 @@
 # make demo   quick presets of every experiment, then runs/index.html
 # make test   the test suite (installs .venv first when it is missing)
-# make bench  benchmarks against the anchor libraries, side by side
+# make bench  benchmarks against the anchor libraries, side by side (tables in docs/benchmarks.md)
+# make docs   the documentation site, built strictly into site/ (runs every example)
 # make lint   ruff check and format check
 # make check  lint and the mypy type check of src/mltricks
 PYTHON ?= python3
@@ -10,16 +11,19 @@ PIP    := $(PY) -m pip install --quiet --disable-pip-version-check -c constraint
 STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: install demo test bench lint typecheck check format clean
+.PHONY: install demo test bench docs lint typecheck check format clean
 
 install: $(STAMP)
 
-# dev holds everything the tests need but mlflow, which cannot share one resolution with the
-# bench extra (see pyproject.toml): it comes here, beside dev
+# dev holds everything the tests need but mlflow and docs, which cannot share one resolution with
+# the bench extra (see pyproject.toml): they come here, beside dev. torchattacks, the FGSM oracle of
+# tests/attacks, pins requests 2.25, which mlflow refuses: it comes without its dependencies
+# (what it imports, numpy, scipy, torch and tqdm, is here); constraints.txt pins its version
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) torch==2.14.1 torchvision==0.29.1
-	$(PIP) -e '.[dev,mlflow]'
+	$(PIP) -e '.[dev,mlflow,docs]'
+	$(PIP) --no-deps torchattacks
 	touch $@
 
 $(BENCH_STAMP): $(STAMP)
@@ -31,11 +35,16 @@ demo: $(STAMP)
 	$(VENV)/bin/mltricks report runs
 	@echo "open runs/index.html"
 
+# loadgroup: the tests of one xdist_group (the docs site's) run on one worker, one build
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --durations=15 -q
+	$(PY) -m pytest -n 2 --dist loadgroup --durations=15 -q
 
 bench: $(BENCH_STAMP)
 	$(PY) benchmarks/run.py
+
+# strict: a warning, a broken cross-reference or a failing example fails the build
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 OMP_NUM_THREADS=1 $(PY) -m mkdocs build --strict
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -51,4 +60,4 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) runs site docs/generated .pytest_cache .ruff_cache .mypy_cache

@@ -2,8 +2,9 @@
 
 Usage: ``python benchmarks/run.py [topic ...]`` (topics are file names without ``bench_``).
 Tables are printed, saved under ``bench-results/<topic>.md`` with the machine's details, and
-written into README.md between ``<!-- bench:<topic> -->`` and ``<!-- /bench:<topic> -->``, so
-that the README always shows the latest run of every benchmark.
+written into the documentation's benchmarks page (``docs/benchmarks.md``) between
+``<!-- bench:<topic> -->`` and ``<!-- /bench:<topic> -->``, so that the page always shows the
+latest run of every benchmark.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE.parent / "bench-results"
-README = HERE.parent / "README.md"
+PAGE = HERE.parent / "docs" / "benchmarks.md"
 
 
 def machine() -> str:
@@ -50,18 +51,18 @@ def footer(seconds: float) -> str:
     )
 
 
-def update_readme(topic: str, text: str, readme: Path = README) -> bool:
-    """Replace the block between the topic's markers in ``readme``; False without markers."""
-    if not readme.exists():
+def update_page(topic: str, text: str, page: Path = PAGE) -> bool:
+    """Replace the block between the topic's markers in ``page``; False without markers."""
+    if not page.exists():
         return False
     pattern = re.compile(
         rf"(<!-- bench:{re.escape(topic)} -->\n).*?(\n<!-- /bench:{re.escape(topic)} -->)",
         re.DOTALL,
     )
-    content = readme.read_text()
+    content = page.read_text()
     if not pattern.search(content):
         return False
-    readme.write_text(pattern.sub(lambda m: m.group(1) + text.strip() + m.group(2), content))
+    page.write_text(pattern.sub(lambda m: m.group(1) + text.strip() + m.group(2), content))
     return True
 
 
@@ -87,8 +88,12 @@ def main(topics: list[str]) -> int:
             continue
         text = f"{table}\n\n{footer(time.time() - started)}\n"
         (RESULTS / f"{topic}.md").write_text(text)
-        if not update_readme(topic, text):
-            print(f"README.md has no <!-- bench:{topic} --> block; table not copied", flush=True)
+        if not update_page(topic, text):
+            print(
+                f"{PAGE.relative_to(HERE.parent)} has no <!-- bench:{topic} --> block; "
+                "table not copied",
+                flush=True,
+            )
         print(text, flush=True)
     if failed:
         print(f"failed benchmarks: {', '.join(failed)}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""benchmarks/run.py copies each table into README.md between its topic's marker comments."""
+"""benchmarks/run.py copies each table into docs/benchmarks.md between its topic's marker comments."""
 
 import importlib.util
 import re
@@ -16,23 +16,24 @@ def _runner():
 
 def test_a_table_replaces_only_its_own_block(tmp_path):
     run = _runner()
-    readme = tmp_path / "README.md"
+    readme = tmp_path / "benchmarks.md"
     before = (
         "# x\n\n<!-- bench:a -->\nold a\nmore old a\n<!-- /bench:a -->\n\ntext between\n\n"
         "<!-- bench:ab -->\nold ab\n<!-- /bench:ab -->\n"
     )
     readme.write_text(before)
-    assert run.update_readme("a", "new a\n\n", readme)
+    assert run.update_page("a", "new a\n\n", readme)
     assert readme.read_text() == before.replace("old a\nmore old a", "new a")
-    assert run.update_readme("a", "newer a", readme)  # the markers stay: it runs again
+    assert run.update_page("a", "newer a", readme)  # the markers stay: it runs again
     assert "newer a" in readme.read_text() and "old ab" in readme.read_text()
-    assert not run.update_readme("missing", "x", readme)
-    assert not run.update_readme("a", "x", tmp_path / "absent.md")
+    assert not run.update_page("missing", "x", readme)
+    assert not run.update_page("a", "x", tmp_path / "absent.md")
 
 
-def test_every_benchmark_has_a_block_in_the_readme_and_tables_state_machine_and_ratios():
+def test_every_benchmark_has_a_block_in_the_docs_and_tables_state_machine_and_ratios():
     run = _runner()
-    text = (ROOT / "README.md").read_text()
+    assert run.PAGE == ROOT / "docs" / "benchmarks.md"
+    text = run.PAGE.read_text()
     for file in sorted((ROOT / "benchmarks").glob("bench_*.py")):
         topic = file.stem.removeprefix("bench_")
         block = re.search(rf"<!-- bench:{topic} -->\n(.*?)\n<!-- /bench:{topic} -->", text, re.S)

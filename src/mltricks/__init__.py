@@ -3,4 +3,5 @@
 Import from the families, for example ``from mltricks.tuning import lr_range_test``.
 """
 
-__version__ = "0.1.0"
+# the one place the version is defined: pyproject.toml reads it ([tool.setuptools.dynamic])
+__version__ = "0.2.0"
