@@ -52,6 +52,7 @@ EXPERIMENTS = PACKAGE / "lab" / "experiments"
 # what an experiment may import from the lab: its infrastructure and the shared recipe modules
 LAB_INFRASTRUCTURE = ("config", "config_fields", "engine", "experiment", "stats", "runs")
 RECIPE_MODULES = (
+    "baselines",
     "data_formats",
     "data_sources",
     "lr_problem",

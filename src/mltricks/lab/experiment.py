@@ -12,7 +12,12 @@ An experiment module (``mltricks/lab/experiments/<name>.py``) defines:
 - ``PRESETS``: ``{"smoke": Preset(...), "quick": Preset(...), "full": Preset(...)}``;
 - optionally ``DATA_CONFIG``: the ``Config`` values with ``--data``, in every preset;
 - optionally ``validate(cfg)``: cross-field rules, raising ``ValueError`` (a usage error);
-- ``CLAIMS``: checkable statements about the summarised metrics (``Claim``);
+- ``CLAIMS``: checkable statements about the summarised metrics (``Claim``): at least one
+  judged on the ``quick`` preset (a stated, weaker bar with quick's seeds), so that every run
+  of ``make demo`` gives every system a verdict, and one against the strong simple baseline a
+  practitioner would try first;
+- optionally ``BASELINES``: ``Baseline`` pairs (a network's metric, the strong baseline's on the
+  same data) checked after each run: a network below its baseline gets one line naming the fix;
 - ``run(cfg, ctx) -> dict``: one seed's metrics (the lab seeds everything before calling it);
   ``cfg`` is resolved once for the run, ``--data`` included (``config.resolve_config``);
 - optionally ``summarize(cfg, summary, results, ctx) -> dict``: figures and metrics across all
@@ -42,7 +47,7 @@ from mltricks.lab.stats import Estimate
 if TYPE_CHECKING:
     from mltricks.lab.run_folder import Run
 
-__all__ = ["Claim", "NotApplicable", "Preset", "RunContext", "Summary"]
+__all__ = ["Baseline", "Claim", "NotApplicable", "Preset", "RunContext", "Summary"]
 
 Summary = Mapping[str, Estimate]
 
@@ -94,6 +99,31 @@ class Claim:
     metrics: tuple[str, ...]
     presets: tuple[str, ...] = ("full",)
     min_seeds: int = 1
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A network the run trained, and the strong simple baseline it should beat on the same data.
+
+    After a run, a summary whose ``metric`` mean is below its ``baseline`` mean gets one line at
+    the end of the run (console, ``log.txt``, ``status.json``'s ``warnings``): not an error, but
+    a preset or ``--set`` that leaves the network below what a practitioner would try first
+    (logistic regression on the same labelled images) must say so, and say what closes the gap.
+
+    Args:
+        metric: the network's metric (higher is better), such as ``test_accuracy_ce``.
+        baseline: the baseline's metric on the same data and labels, such as
+            ``test_accuracy_logreg``.
+        what: the network, as a reader names it ("the CNN trained on the labelled images").
+        fix: the preset or setting that closes the gap ("--preset full, or --set steps=2000").
+        data_only: check only runs on ``--data`` (the bundled digits are a smoke signal).
+    """
+
+    metric: str
+    baseline: str
+    what: str
+    fix: str
+    data_only: bool = True
 
 
 @dataclass
