@@ -56,3 +56,37 @@ def test_interval_arrays_for_plots():
     means, lows, highs = interval_arrays([with_interval, without])
     assert means.tolist() == [0.5, 0.3]
     assert lows.tolist() == [0.2, 0.3] and highs.tolist() == [0.8, 0.3]  # zero width without one
+
+
+def test_intervals_stay_in_the_range_the_metric_name_implies():
+    from mltricks.lab.stats import in_range, metric_range
+    from mltricks.lab.verdicts import summarize_metrics
+
+    assert metric_range("test_accuracy_ce") == (0.0, 1.0)
+    assert metric_range("bag_auc_attention_200") == (0.0, 1.0)
+    assert metric_range("seconds") == metric_range("epochs_to_target_scratch") == (0.0, None)
+    assert metric_range("fgsm_l2_at_cw_success_fixed") == (0.0, None)  # an L2, not a share
+    for signed in ("acc_diff_mc10", "accuracy_gain_both", "elbo_final", "perplexity_drop"):
+        assert metric_range(signed) is None
+    # three accuracies near 1: the t interval's upper end passes 1, the reported one does not
+    seeds = [
+        {"acc": a, "seconds": s, "acc_gain": g}
+        for a, s, g in ((0.99, 0.1, 0.02), (0.90, 3.0, -0.05), (0.999, 0.2, 0.04))
+    ]
+    summary = summarize_metrics(seeds)
+    raw = mean_interval([0.99, 0.90, 0.999])
+    assert raw.high > 1 and summary["acc"].high == 1.0 and summary["acc"].clipped
+    assert summary["acc"].low == raw.low and summary["acc"].mean == raw.mean
+    assert mean_interval([0.1, 3.0, 0.2]).low < 0 and summary["seconds"].low == 0.0
+    assert summary["acc_gain"] == mean_interval([0.02, -0.05, 0.04])  # signed: untouched
+    inside = mean_interval([0.5, 0.6, 0.55])
+    assert in_range(inside, (0.0, 1.0)) is inside  # nothing to cut: not marked
+
+
+def test_fewer_than_three_seeds_keep_their_values_and_wilson_ends_are_exact():
+    two = mean_interval([0.91, 0.93])
+    assert two.values == (0.91, 0.93) and str(two) == "0.91, 0.93"
+    assert mean_interval([0.5, 0.6, 0.7]).values is None
+    assert proportion_interval(1, 2).values == (1.0, 0.0)
+    # 0 of 10 is exactly 0 at the low end (rounding once put it at 5.6e-17)
+    assert proportion_interval(0, 10).low == 0.0 and proportion_interval(10, 10).high == 1.0

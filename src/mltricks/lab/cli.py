@@ -182,11 +182,13 @@ class Plan:
 
 
 def cmd_list() -> int:
+    """Every experiment: its description and system, and the ``--data`` formats it reads."""
     width = max(len(name) for name in registry.names())
     for name in registry.names():
         try:
             module = registry.load(name)
-            line = f"{module.DESCRIPTION}  [{module.SYSTEM}]"
+            formats = ", ".join(getattr(module, "DATA_FORMATS", ())) or "none"
+            line = f"{module.DESCRIPTION}  [{module.SYSTEM}]  --data: {formats}"
         except Exception as error:  # a broken module is listed, not fatal
             line = f"(cannot load: {type(error).__name__}: {error})"
         print(f"{name:<{width}}  {line}")
@@ -260,7 +262,9 @@ def _plans(args: argparse.Namespace) -> list[Plan]:
         if not args.data.exists():
             raise UsageError(f"--data {str(args.data)!r}: path does not exist")
     modules = {name: registry.load(name) for name in selected}
-    if args.data is not None:
+    if args.data is not None and "all" in args.names:
+        modules = _reading(modules, args.data)
+    elif args.data is not None:
         refusing = [n for n, m in modules.items() if m.DATA is None]
         if refusing:
             raise UsageError(f"--data: {', '.join(refusing)} read no real data set")
@@ -269,6 +273,26 @@ def _plans(args: argparse.Namespace) -> list[Plan]:
             flag = next(f for f, name in registry.OPTIONS.items() if name == field)
             raise UsageError(f"{flag}: none of {', '.join(modules)} has a {field} setting")
     return [_plan(name, module, args, options) for name, module in modules.items()]
+
+
+def _reading(modules: dict[str, ModuleType], data: Path) -> dict[str, ModuleType]:
+    """For ``run all --data DIR``: the experiments that read DIR's format, after one line
+    naming the ones skipped."""
+    from mltricks.lab import data_formats
+
+    kept = {
+        name: module
+        for name, module in modules.items()
+        if data_formats.find_format(data, tuple(getattr(module, "DATA_FORMATS", ()))) is not None
+    }
+    found = data_formats.find_format(data)
+    what = data_formats.FORMATS[found] if found else "no data set in a format the lab reads"
+    if not kept:
+        raise UsageError(f"--data {str(data)!r} holds {what}; no experiment reads it")
+    skipped = [name for name in modules if name not in kept]
+    if skipped:
+        print(f"--data holds {what}: skipping {', '.join(skipped)} (they read other data)")
+    return kept
 
 
 def _check_device(name: str) -> None:
@@ -376,9 +400,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         else:
             say(f"   done in {seconds:.1f}s -> {outcome.path}")
             _print_verdicts(say, outcome.path)
-        status = read_status(outcome.path) if tracker and outcome.path else {}
-        if status.get("tracking_error") and speaks:  # results are safe: a warning
-            print(f"mltricks: warning: {outcome.name}: {status['tracking_error']}", file=sys.stderr)
+        status = read_status(outcome.path) if outcome.path else {}
+        warnings = [status.get("tracking_error"), *(status.get("warnings") or [])]
+        for warning in warnings if speaks else []:  # results are safe: warnings, one line each
+            if isinstance(warning, str) and warning:
+                print(f"mltricks: warning: {outcome.name}: {warning}", file=sys.stderr)
 
     if not isinstance(backend, parallel.InlineBackend):
         tasks = sum(len(p.seeds) for p in plans)

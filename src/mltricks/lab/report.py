@@ -22,14 +22,16 @@ import math
 import os
 import re
 import stat
-from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from mltricks.lab import registry
-from mltricks.lab.run_folder import atomic_write_bytes, read_json, run_state
+from mltricks.lab.published import data_set_of, load, published_claim
+from mltricks.lab.run_folder import atomic_write_bytes
+from mltricks.lab.run_records import VERDICT_CLASSES, RunRecord, collect_runs, is_number
+from mltricks.lab.stats import MIN_SEEDS_FOR_INTERVAL
 
 __all__ = ["ReportError", "RunRecord", "collect_runs", "markdown_table", "render", "write_report"]
 
@@ -38,223 +40,11 @@ VERDICTS = {
     False: ("not held", "not-held"),
     None: ("not judged", "not-judged"),
 }
-# verdict label (claims.json "verdict") -> CSS class
-VERDICT_CLASSES = {
-    "held": "held",
-    "not held": "not-held",
-    "not judged": "not-judged",
-    "not applicable": "not-judged",
-    "defect": "defect",
-}
 GENERATOR = '<meta name="generator" content="mltricks report">'
-# run files nest a few levels (metrics.json: per_seed -> seed -> metric -> list); deeper JSON is
-# not from mltricks run, and would overflow the recursion of whatever prints it
-MAX_DEPTH = 64
 
 
 class ReportError(ValueError):
     """The report cannot be written (no runs, a foreign ``index.html``): one line for the CLI."""
-
-
-class Malformed(ValueError):
-    """A run file holds valid JSON of the wrong shape; the message says which and why."""
-
-
-@dataclass
-class RunRecord:
-    """What one run folder holds, read from its files."""
-
-    path: Path
-    experiment: str
-    state: str
-    config: dict[str, Any]
-    status: dict[str, Any]
-    metrics: dict[str, Any]
-    claims: list[dict[str, Any]]
-    figures: list[dict[str, str]] = field(default_factory=list)
-    problem: str | None = None
-
-    @property
-    def started(self) -> str:
-        return str(self.config.get("started") or self.status.get("started") or self.path.name)
-
-
-def _kind(value: Any) -> str:
-    return "null" if value is None else type(value).__name__
-
-
-def _need(value: Any, kinds: type | tuple[type, ...], where: str) -> Any:
-    if not isinstance(value, kinds):
-        names = " or ".join(
-            "null" if k is type(None) else k.__name__
-            for k in (kinds if isinstance(kinds, tuple) else (kinds,))
-        )
-        raise Malformed(f"{where}: expected {names}, got {_kind(value)}")
-    return value
-
-
-_UNREADABLE = object()
-
-
-def _is_number(value: Any) -> bool:
-    """A JSON number the page can print: not a boolean, and a float (integers past 1e308, which
-    JSON allows, cannot be one)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    try:
-        float(value)
-    except OverflowError:
-        return False
-    return True
-
-
-def _too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
-    """Whether ``value`` nests lists and dicts more than ``limit`` levels (without recursion)."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list):
-            if depth > limit:
-                return True
-            stack += [(v, depth + 1) for v in (item.values() if isinstance(item, dict) else item)]
-    return False
-
-
-def _load(run_dir: Path, name: str, default: Any) -> Any:
-    """A run file's JSON, ``default`` when the file is missing."""
-    path = run_dir / name
-    try:
-        if not (path.exists() or path.is_symlink()):
-            return default
-        if not path.is_file():
-            raise Malformed(f"{name}: not a regular file")
-    except OSError as error:
-        raise Malformed(f"{name}: cannot be read ({error.strerror or error})") from None
-    value = read_json(path, _UNREADABLE)
-    if value is _UNREADABLE:
-        raise Malformed(f"{name}: not readable JSON")
-    if _too_deep(value):
-        raise Malformed(f"{name}: nested deeper than {MAX_DEPTH} levels")
-    return value
-
-
-def _check_estimate(estimate: Any, where: str) -> None:
-    _need(estimate, dict, where)
-    for key in ("mean", "low", "high", "std"):
-        value = estimate.get(key)
-        if value is not None and not _is_number(value):
-            raise Malformed(f"{where}.{key}: expected a number or null, got {_kind(value)}")
-
-
-def _read_config(run_dir: Path) -> dict[str, Any]:
-    config = _need(_load(run_dir, "config.json", {}), dict, "config.json")
-    for key, kinds in (("experiment", str), ("preset", str), ("command", str), ("config", dict)):
-        if key in config:
-            _need(config[key], kinds, f"config.json {key}")
-    return config
-
-
-def _read_status(run_dir: Path) -> dict[str, Any]:
-    status = _need(_load(run_dir, "status.json", {}) or {}, dict, "status.json")
-    for key in ("duration_s", "cpu_s", "load_average"):
-        if status.get(key) is not None and not _is_number(status.get(key)):
-            raise Malformed(f"status.json {key}: expected a number, got {_kind(status.get(key))}")
-    for key in ("error", "tracking_error"):
-        if key in status:
-            _need(status[key], (str, type(None)), f"status.json {key}")
-    return status
-
-
-def _read_metrics(run_dir: Path) -> dict[str, Any]:
-    metrics = _need(_load(run_dir, "metrics.json", {}) or {}, dict, "metrics.json")
-    _need(metrics.get("per_seed", {}), dict, "metrics.json per_seed")
-    summary = _need(metrics.get("summary", {}) or {}, dict, "metrics.json summary")
-    for name, estimate in summary.items():
-        _check_estimate(estimate, f"metrics.json summary.{name}")
-    return metrics
-
-
-def _read_claims(run_dir: Path) -> list[dict[str, Any]]:
-    claims = _need(_load(run_dir, "claims.json", []) or [], list, "claims.json")
-    for index, claim in enumerate(claims):
-        where = f"claims.json [{index}]"
-        _need(claim, dict, where)
-        _need(claim.get("text", ""), str, f"{where}.text")
-        _need(claim.get("held"), (bool, type(None)), f"{where}.held")
-        _need(claim.get("reason", ""), str, f"{where}.reason")
-        _need(claim.get("verdict"), (str, type(None)), f"{where}.verdict")
-        if claim.get("verdict") is not None and claim["verdict"] not in VERDICT_CLASSES:
-            raise Malformed(f"{where}.verdict: unknown verdict {str(claim['verdict'])[:40]!r}")
-        for name, estimate in _need(claim.get("numbers") or {}, dict, f"{where}.numbers").items():
-            _check_estimate(estimate, f"{where}.numbers.{name}")
-    return claims
-
-
-def _read_figures(run_dir: Path) -> list[dict[str, str]]:
-    """The listed figures whose PNG exists; a path out of the run folder is refused."""
-    figures = _need(_load(run_dir, "figures.json", []) or [], list, "figures.json")
-    kept = []
-    for index, figure in enumerate(figures):
-        where = f"figures.json [{index}]"
-        name = _need(_need(figure, dict, where).get("file"), str, f"{where}.file")
-        _need(figure.get("caption", ""), str, f"{where}.caption")
-        # a NUL byte cannot be in a file name (the system calls refuse it)
-        plain = "\x00" not in name and Path(name).name == name and not name.startswith(".")
-        try:
-            if not plain or (run_dir / name).resolve().parent != run_dir.resolve():
-                raise Malformed(f"{where}.file: {name[:60]!r} is not a file of the run folder")
-            if (run_dir / name).is_file():
-                kept.append(figure)
-        except OSError as error:  # a name too long for the file system, ...
-            raise Malformed(f"{where}.file: {name[:60]!r}: {error.strerror or error}") from None
-    return kept
-
-
-def read_run(run_dir: Path) -> RunRecord:
-    """One run folder as a record; a malformed file gives a record with ``problem`` set and
-    nothing else from the folder's files."""
-    try:
-        config = _read_config(run_dir)
-        record = RunRecord(
-            path=run_dir,
-            experiment=str(config.get("experiment", run_dir.parent.name)),
-            state=run_state(run_dir),
-            config=config,
-            status=_read_status(run_dir),
-            metrics=_read_metrics(run_dir),
-            claims=_read_claims(run_dir),
-            figures=_read_figures(run_dir),
-        )
-    except Malformed as error:
-        return RunRecord(
-            path=run_dir,
-            experiment=run_dir.parent.name,
-            state="unreadable",
-            config={},
-            status={},
-            metrics={},
-            claims=[],
-            problem=str(error),
-        )
-    return record
-
-
-def collect_runs(root: Path) -> dict[str, list[RunRecord]]:
-    """Every run under ``root/<experiment>/<run>/``, newest first per experiment.
-
-    A folder is a run when it has a ``config.json`` or a ``status.json`` (of any kind: one that
-    is not a regular file makes the run unreadable, not invisible).
-    """
-    found: dict[str, list[RunRecord]] = {}
-    for experiment_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        for run_dir in sorted((p for p in experiment_dir.iterdir() if p.is_dir()), reverse=True):
-            if not any(os.path.lexists(run_dir / name) for name in ("config.json", "status.json")):
-                continue
-            record = read_run(run_dir)
-            found.setdefault(record.experiment, []).append(record)
-    for records in found.values():
-        records.sort(key=lambda r: r.started, reverse=True)
-    return found
 
 
 def _order(experiments: list[str]) -> list[str]:
@@ -276,12 +66,27 @@ def fmt(value: Any) -> str:
     return str(value)
 
 
+# what the numbers columns show, said in their headings
+NUMBERS_HEADING = (
+    f"numbers (mean [95% interval] over seeds; the values with fewer than "
+    f"{MIN_SEEDS_FOR_INTERVAL} seeds; * interval cut to the metric's range)"
+)
+
+
 def fmt_estimate(estimate: dict[str, Any]) -> str:
-    """``mean [low, high]`` (or just the mean when there is no interval)."""
+    """``mean [low, high]``; with fewer than ``MIN_SEEDS_FOR_INTERVAL`` seeds the values
+    themselves (``values: 0.91, 0.93``), and ``*`` after an interval cut to the metric's range
+    (an accuracy's [0, 1])."""
     mean = fmt(estimate.get("mean"))
+    values = estimate.get("values")
+    n = estimate.get("n")
+    if isinstance(values, list) and isinstance(n, int) and n < MIN_SEEDS_FOR_INTERVAL:
+        shown = ", ".join(fmt(v) for v in values if is_number(v))
+        return f"{shown} ({n} seed{'s' if n != 1 else ''})" if n > 1 else shown
     if estimate.get("low") is None or estimate.get("high") is None:
         return mean
-    return f"{mean} [{fmt(estimate['low'])}, {fmt(estimate['high'])}]"
+    mark = "*" if estimate.get("clipped") else ""
+    return f"{mean} [{fmt(estimate['low'])}, {fmt(estimate['high'])}]{mark}"
 
 
 def claim_numbers(claim: dict[str, Any]) -> str:
@@ -380,7 +185,7 @@ def markdown_table(root: Path) -> str:
     """
     latest = _latest(root)
     lines = [
-        "| system | experiment | claim | verdict | numbers (mean [95% interval]) "
+        f"| system | experiment | claim | verdict | {NUMBERS_HEADING} "
         "| earlier implementation | run time |",
         "|---|---|---|---|---|---|---|",
     ]
@@ -467,8 +272,9 @@ def _results(record: RunRecord) -> list[str]:
     summary = record.metrics.get("summary") or {}
     if summary:
         parts.append(
-            "<details open><summary>Metrics (mean and 95% interval over seeds)</summary>"
-            '<div class="wrap"><table><tr><th>metric</th><th>mean [95% interval]</th><th>n</th></tr>'
+            "<details open><summary>Metrics over seeds</summary>"
+            '<div class="wrap"><table><tr><th>metric</th>'
+            f"<th>{_e(NUMBERS_HEADING.removeprefix('numbers '))}</th><th>n</th></tr>"
         )
         for metric, estimate in summary.items():
             parts.append(
@@ -500,6 +306,8 @@ def _section(record: RunRecord, older: list[RunRecord], root: Path) -> str:
     if record.state in ("failed", "interrupted"):
         error = record.status.get("error") or "the process ended before the run finished"
         parts.append(f'<p class="state-failed">Error: {_e(error)}</p>')
+    for warning in record.status.get("warnings") or []:  # a network below its baseline
+        parts.append(f'<p class="state-failed">Warning: {_e(warning)}</p>')
     if record.status.get("tracking_error"):  # the results are whole; the tracker has less
         parts.append(f"<p>Tracking: {_e(record.status['tracking_error'])}</p>")
     parts += _results(record)
@@ -526,32 +334,92 @@ def _section(record: RunRecord, older: list[RunRecord], root: Path) -> str:
     return "\n".join(parts)
 
 
+def _row_label(record: RunRecord | None, claim: dict[str, Any] | None) -> str:
+    """A claims-table row's verdict as counted: the claim's, the run's state when it did not
+    finish, or ``no run``."""
+    if record is None:
+        return "no run"
+    if record.state != "done":
+        return record.state
+    return verdict_label(claim) if claim is not None else "no claims"
+
+
+def _counts(labels: list[str]) -> str:
+    order = ("held", "not held", "not judged", "not applicable", "defect")
+    counted = {label: labels.count(label) for label in dict.fromkeys([*order, *labels])}
+    return ", ".join(f"{n} {label}" for label, n in counted.items() if n)
+
+
+def _published_cell(
+    snapshot: dict[str, Any], record: RunRecord | None, claim: dict[str, Any] | None
+) -> tuple[str, str | None]:
+    """The published full run's verdict of this claim (text, label), when there is one."""
+    if record is None or claim is None:
+        return "", None
+    found = published_claim(
+        snapshot, data_set_of(record.config), record.experiment, str(claim.get("text", ""))
+    )
+    if found is None:
+        return "", None
+    run, published = found
+    label = str(published.get("verdict", "not judged"))
+    when = str(run.get("finished") or "")[:10]
+    return f"{label} (results/{run.get('run', '')}, {when}: {run.get('command', '')})", label
+
+
 def render(root: Path) -> str:
     """The report page for the run folders under ``root``."""
     runs = collect_runs(root)
     latest = {name: records[0] for name, records in runs.items()}
-    body = [
-        "<h1>mltricks: reproduction report</h1>",
-        "<p>Each row is a claim of an experiment's latest run. Claims are judged on the preset "
-        "they name (usually <b>full</b>); other presets show them as not judged.</p>",
-        '<div class="wrap"><table id="claims"><tr><th>system</th><th>experiment</th>'
-        "<th>claim</th><th>verdict</th><th>numbers</th><th>earlier implementation</th></tr>",
-    ]
+    snapshot = load()
+    rows = _system_rows(latest)
+    by_system: dict[str, list[str]] = {}
+    published_by_system: dict[str, list[str]] = {}
+    table = []
     shown_system: set[str] = set()
-    for system, experiment, record, claim in _system_rows(latest):
+    for system, experiment, record, claim in rows:
+        label = _row_label(record, claim)
+        by_system.setdefault(system, []).append(label)
+        published, published_label = _published_cell(snapshot, record, claim)
+        if published_label:
+            published_by_system.setdefault(system, []).append(published_label)
         earlier = "" if system in shown_system else registry.EARLIER_RESULTS.get(system, "")
         shown_system.add(system)
         link = (
             f'<a href="#{_e(experiment)}">{_e(experiment)}</a>' if record else _e(experiment or "")
         )
         preset = " (no run)" if record is None else f" ({_e(_run_label(record.config))})"
-        body.append(
+        table.append(
             f'<tr data-experiment="{_e(experiment)}"><td>{_e(system)}</td><td>{link}{preset}</td>'
             f"<td>{_e(claim.get('text', '') if claim else '')}</td>"
             f"{_verdict_cell(claim, record.state if record else None)}"
-            f"<td>{_e(claim_numbers(claim) if claim else '')}</td><td>{_e(earlier)}</td></tr>"
+            f"<td>{_e(claim_numbers(claim) if claim else '')}</td><td>{_e(published)}</td>"
+            f"<td>{_e(earlier)}</td></tr>"
         )
-    body.append("</table></div>")
+    labels = [label for system_labels in by_system.values() for label in system_labels]
+    judged = [s for s, ls in by_system.items() if any(x in ("held", "not held") for x in ls)]
+    body = [
+        "<h1>mltricks: reproduction report</h1>",
+        f'<p id="counts">This report\'s runs: <b>{_e(_counts(labels))}</b> '
+        f"({len(labels)} claims; {len(judged)} of {len(by_system)} systems with a verdict).</p>",
+        '<ul id="systems">',
+    ]
+    for system, system_labels in by_system.items():
+        published = published_by_system.get(system)
+        tail = f"; published full run: {_counts(published)}" if published else ""
+        body.append(f"<li><b>{_e(system)}</b>: {_e(_counts(system_labels))}{_e(tail)}</li>")
+    body += [
+        "</ul>",
+        "<p>Each row is a claim of an experiment's latest run, judged on the presets it names; "
+        "on other presets it is not judged, and the published full run's verdict (a snapshot in "
+        "the repository's results/, with its command) stands beside it, never as this run's "
+        "verdict.</p>",
+        '<div class="wrap"><table id="claims"><tr><th>system</th><th>experiment</th>'
+        f"<th>claim</th><th>verdict</th><th>{_e(NUMBERS_HEADING)}</th>"
+        "<th>published full run</th><th>earlier implementation</th></tr>",
+        *table,
+        "</table></div>",
+    ]
     for name in _order(list(latest)):
         body.append(_section(latest[name], runs[name][1:], root))
     return (

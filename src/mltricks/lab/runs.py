@@ -45,11 +45,20 @@ from mltricks.lab import engine
 from mltricks.lab.experiment import RunContext
 from mltricks.lab.parallel import Backend, InlineBackend, Progress
 from mltricks.lab.run_folder import OutputError, Run, read_json, to_jsonable
-from mltricks.lab.stats import Estimate, mean_interval
+from mltricks.lab.stats import Estimate, in_range, mean_interval, metric_range
 from mltricks.lab.tracking import Session, Tracker
 from mltricks.lab.verdicts import judge, summarize_metrics
 
-__all__ = ["Outcome", "Plan", "SeedResult", "SeedTask", "execute", "execute_all", "run_seed"]
+__all__ = [
+    "Outcome",
+    "Plan",
+    "SeedResult",
+    "SeedTask",
+    "below_baselines",
+    "execute",
+    "execute_all",
+    "run_seed",
+]
 
 
 def _now() -> str:
@@ -345,8 +354,14 @@ class _Job:
             self.run.write_json("claims.json", verdicts)
             for verdict in verdicts:
                 self.run.log(f"claim {verdict['verdict'].upper()}: {verdict['text']}")
+            gaps = below_baselines(self.plan.module, summary, self.data)
+            for gap in gaps:
+                self.run.log(f"warning: {gap}")
             self.cpu_s += time.process_time() - cpu_started
-            self.run.set_status("done", finished=_now(), **self._timing(), **self._tracked())
+            extra = {"warnings": gaps} if gaps else {}
+            self.run.set_status(
+                "done", finished=_now(), **self._timing(), **self._tracked(), **extra
+            )
             self.outcome = Outcome(self.name, self.run.path, "done")
         except OutputError as error:
             self.fail(error)
@@ -386,7 +401,8 @@ class _Job:
                 )
                 self.run.log(f"warning: {self.tracking_error}")
             for key, value in (extra or {}).items():
-                summary[key] = value if isinstance(value, Estimate) else mean_interval([value])
+                estimate = value if isinstance(value, Estimate) else mean_interval([value])
+                summary[key] = in_range(estimate, metric_range(key))
         self.run.write_json("metrics.json", {"per_seed": per_seed, "summary": summary})
         return summary
 
@@ -446,6 +462,26 @@ class _Job:
             with contextlib.suppress(Exception):
                 self.run.force_status(state, **status)
         self.run.stop_heartbeat()
+
+
+def below_baselines(
+    module: ModuleType, summary: Mapping[str, Estimate], data: Path | None
+) -> list[str]:
+    """One line for each of the experiment's ``BASELINES`` whose network's mean is below its
+    baseline's: a preset or ``--set`` that leaves the network below what a practitioner would
+    try first says so at the end of the run (not an error), naming what closes the gap."""
+    lines = []
+    for baseline in getattr(module, "BASELINES", ()):
+        if baseline.data_only and data is None:
+            continue
+        ours, theirs = summary.get(baseline.metric), summary.get(baseline.baseline)
+        if ours is None or theirs is None or not ours.mean < theirs.mean:
+            continue
+        lines.append(
+            f"{baseline.what} reached {baseline.metric} = {ours.mean:.3g}, below "
+            f"{baseline.baseline} = {theirs.mean:.3g} on the same data; {baseline.fix}"
+        )
+    return lines
 
 
 class _SeedFailed(Exception):

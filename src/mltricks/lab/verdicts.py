@@ -14,7 +14,13 @@ import numpy as np
 import torch
 
 from mltricks.lab.experiment import Claim, NotApplicable
-from mltricks.lab.stats import Estimate, mean_interval, proportion_interval
+from mltricks.lab.stats import (
+    Estimate,
+    in_range,
+    mean_interval,
+    metric_range,
+    proportion_interval,
+)
 
 __all__ = ["VERDICT_LABELS", "judge", "summarize_metrics"]
 
@@ -23,7 +29,9 @@ def summarize_metrics(per_seed: Sequence[dict[str, Any]]) -> dict[str, Estimate]
     """Mean and 95% interval over seeds of every scalar metric.
 
     A metric returned as a boolean in every seed (a hit, a success) is a proportion: its interval
-    is Wilson's, which stays inside [0, 1]; numbers get Student's t interval.
+    is Wilson's, which stays inside [0, 1]; numbers get Student's t interval, clipped to the
+    range the metric's name implies (``stats.metric_range``: an accuracy's to [0, 1], a
+    duration's to [0, inf)).
     """
     names: list[str] = []
     for metrics in per_seed:
@@ -35,7 +43,7 @@ def summarize_metrics(per_seed: Sequence[dict[str, Any]]) -> dict[str, Estimate]
         if len(values) > 1 and all(isinstance(v, bool | np.bool_) for v in raw):
             summary[name] = proportion_interval(int(sum(values)), len(values))
         else:
-            summary[name] = mean_interval(values)
+            summary[name] = in_range(mean_interval(values), metric_range(name))
     return summary
 
 
@@ -87,7 +95,7 @@ def _judge_one(claim: Claim, summary: dict[str, Estimate], preset: str, num_seed
         "presets": list(claim.presets),
     }
     if preset not in claim.presets:
-        verdict["reason"] = f"judged on the {' / '.join(claim.presets)} preset only"
+        verdict["reason"] = f"judged on {' / '.join(claim.presets)} only"
         return verdict
     if num_seeds < claim.min_seeds:
         verdict["reason"] = f"needs at least {claim.min_seeds} seeds, got {num_seeds}"
