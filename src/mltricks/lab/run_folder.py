@@ -173,11 +173,15 @@ class Run:
         writer: bool = True,
         heartbeat_s: float = HEARTBEAT_S,
         folder: Path | None = None,
+        log_file: Path | None = None,
     ):
         self.path = path
         # the run folder a reader knows this run by: ``path`` itself, except for the scratch
         # folder in which one seed's task writes its files before they reach ``folder``
         self.folder = path if folder is None else folder
+        # where log lines go: ``path/log.txt``, or the run folder's own log when a task's
+        # process can reach it (lines appear as they happen; appends of whole lines interleave)
+        self.log_file = path / "log.txt" if log_file is None else log_file
         self.writer = writer
         self.heartbeat_s = heartbeat_s
         self.figures: list[dict[str, str]] = []
@@ -215,10 +219,7 @@ class Run:
             return
         stamp = datetime.now().strftime("%H:%M:%S")
         lines = "".join(f"[{stamp}] {line}\n" for line in str(message).splitlines() or [""])
-        with (
-            _writing(self.path / "log.txt"),
-            open(self.path / "log.txt", "a", encoding="utf-8") as handle,
-        ):
+        with _writing(self.log_file), open(self.log_file, "a", encoding="utf-8") as handle:
             handle.write(lines)
 
     def savefig(self, figure: Any, name: str, caption: str = "") -> None:

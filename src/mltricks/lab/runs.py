@@ -10,7 +10,8 @@ marks the run ``done`` (or ``failed``, naming the seeds that failed; the other s
 A seed's task (``run_seed``) runs wherever the backend puts it: this process, a local worker
 process, a machine of a Dask cluster. It seeds everything, runs the experiment's ``run`` into a
 scratch folder of its own, and returns the metrics and the files it wrote (figures, TensorBoard
-events, its log lines); this process writes them into the run folder. Results are therefore the
+events; its log lines too where it cannot append them to the run folder's log as they happen);
+this process writes them into the run folder. Results are therefore the
 same whichever backend ran them, and workers need no access to ``--out``.
 
 Nothing raised by an experiment escapes: it is recorded in ``status.json`` and ``log.txt``. A
@@ -149,7 +150,10 @@ def run_seed(task: SeedTask) -> SeedResult:
             engine.set_device(task.device)
         if task.progress is not None:
             engine.set_progress(task.progress)
-        run = Run(Path(scratch), writer=engine.is_main_process(), folder=task.folder)
+        # log lines go straight to the run folder where this process reaches it (this machine,
+        # or a shared file system), so that a long seed's progress shows as it happens
+        live = task.folder / "log.txt" if os.access(task.folder, os.W_OK) else None
+        run = Run(Path(scratch), writer=engine.is_main_process(), folder=task.folder, log_file=live)
         result = SeedResult(task.name, task.seed, host=socket.gethostname(), started=time.time())
         cpu_started = time.process_time()
         try:
