@@ -1,3 +1,4 @@
+import json
 import math
 
 import pytest
@@ -5,13 +6,18 @@ import torch
 from torch import nn
 
 from mltricks.data import semi_supervised_loader
-from mltricks.lab import engine
+from mltricks.lab import engine, registry, runs
+from mltricks.lab.config import ConfigError, resolve_config
 from mltricks.lab.semi_supervised import (
+    ImageSplit,
+    SemiSupervisedTraining,
     UnlabeledDiagnostics,
     choose_on_validation,
     fit_semi_supervised,
     image_split,
+    train_from,
 )
+from mltricks.models import SmallCNN
 from mltricks.semi_supervised import SemiSupervisedStep
 from tests.semi_supervised.recorder import Recorder, images
 
@@ -99,3 +105,69 @@ def test_lambda_is_chosen_on_validation_never_on_test():
     assert choose_on_validation(no_test) == 2
     with pytest.raises(ValueError, match="scores"):
         choose_on_validation([])
+
+
+def _tiny_split(num_labeled=12, num_unlabeled=40):
+    labeled_y = torch.arange(num_labeled) % 3
+    return ImageSplit(
+        images(num_labeled, 0),
+        labeled_y,
+        images(3, 2),
+        torch.arange(3),
+        images(num_unlabeled, 1),
+        torch.zeros(num_unlabeled, dtype=torch.int64),
+        images(5, 3),
+        torch.arange(5) % 3,
+    )
+
+
+def _settings(**values):
+    base = {"batch_size": 4, "unlabeled_ratio": 2, "width": 2, "rampup_epochs": 0}
+    return SemiSupervisedTraining(**{**base, **values})
+
+
+def test_steps_set_the_budget_and_the_cosine_schedule_ends_at_them():
+    data = _tiny_split()  # 40 unlabeled / 2 per item = 20 items: 5 batches of 4 per epoch
+    initial = SmallCNN(1, 10, width=2).state_dict()
+    _, history, _ = train_from(
+        _settings(steps=7, epochs=1), data, initial, random_state=0, desc="t", consistency=1.0
+    )
+    # 7 steps need two passes, the second cut after 2 of its 5 batches; epochs is ignored
+    assert len(history.steps) == 7 and len(history.epochs) == 2
+    assert history.column("step") == [5, 7]
+    assert history.last["lr"] == pytest.approx(0.0, abs=1e-12)  # annealed to 0 at step 7
+    _, by_epochs, _ = train_from(_settings(epochs=2), data, initial, random_state=0, desc="t")
+    assert len(by_epochs.steps) == 10 and by_epochs.last["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_recalibration_recomputes_the_statistics_on_the_labeled_images():
+    data = _tiny_split()
+    initial = SmallCNN(1, 10, width=2).state_dict()
+    model, _, _ = train_from(
+        _settings(steps=3, recalibrate_bn=True), data, initial, random_state=0, desc="t"
+    )
+    # reference: the first BatchNorm's mean is the mean of the first convolution's output
+    # over the labeled images (one batch), per channel
+    conv, norm = model.features[0], model.features[1]
+    with torch.no_grad():
+        expected = conv(data.labeled_x).mean(dim=(0, 2, 3))
+    torch.testing.assert_close(norm.running_mean, expected, rtol=1e-5, atol=1e-6)
+    plain, _, _ = train_from(_settings(steps=3), data, initial, random_state=0, desc="t")
+    assert not torch.allclose(plain.features[1].running_mean, expected, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_a_budget_sweep_keeps_ce_and_both_and_trains_only_those(tmp_path):
+    module = registry.load("unsupervised-support")
+    with pytest.raises(ConfigError, match=r"variants=ce,stability: must include both"):
+        resolve_config(module, "smoke", assignments=["variants=ce,stability"])
+    config = resolve_config(module, "smoke", assignments=["variants=both,ce"])
+    path, state, error = runs.execute(
+        "unsupervised-support", module, config, preset="smoke", seeds=(0,), out=tmp_path
+    )
+    assert state == "done", error
+    metrics = json.loads((path / "metrics.json").read_text())["per_seed"]["0"]
+    trained = {key.removeprefix("test_accuracy_") for key in metrics if key.startswith("test_acc")}
+    assert trained == {"ce", "both", "logreg"}
+    gain = metrics["test_accuracy_both"] - metrics["test_accuracy_ce"]
+    assert metrics["accuracy_gain_both"] == pytest.approx(gain)

@@ -125,8 +125,12 @@ def test_image_features_fit_the_pca_on_the_pool_of_the_capped_folder(idx_folder)
 
 # per experiment: test-accuracy metrics that must be exactly 0 or 1 on the repeated test image
 TEST_ACCURACIES = {
-    "unsupervised-support": ("test_accuracy_ce", "test_accuracy_both"),
-    "consistency-regularization": ("test_accuracy_lambda_0", "test_accuracy_chosen"),
+    "unsupervised-support": ("test_accuracy_ce", "test_accuracy_both", "test_accuracy_logreg"),
+    "consistency-regularization": (
+        "test_accuracy_lambda_0",
+        "test_accuracy_chosen",
+        "test_accuracy_logreg",
+    ),
     "self-training": ("acc_logreg_2pct", "acc_self_training_2pct", "acc_label_spreading_2pct"),
     "cluster-then-label": ("acc_kmeans_vote_2pct", "acc_ctl_alpha0_2pct", "acc_logreg_2pct"),
 }

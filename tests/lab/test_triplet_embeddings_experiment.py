@@ -87,3 +87,36 @@ def test_the_triplet_loss_trains_the_embedding_head_and_cross_entropy_alone_does
         assert not changed & head and "train_triplet" not in rows[0]
     else:
         assert head <= changed and rows[0]["train_triplet"] > 0.1 * cfg.margin
+
+
+def test_the_softmax_baseline_classifies_from_its_embedding_alone():
+    """The baseline is a plain softmax classifier whose last hidden layer is the 2-d embedding:
+    its logits are a linear map of the embedding (so cross-entropy shapes the embedding)."""
+    cfg = te.Config(width=4)
+    engine.seed_everything(0)
+    model = te.build_model(cfg, 1, 4, 2, photos=False, method="softmax").eval()
+    x = torch.rand(6, 1, 8, 8)
+    logits, embeddings = model(x)
+    assert embeddings.shape == (6, 2)
+    torch.testing.assert_close(
+        logits, embeddings @ model.classifier.weight.T + model.classifier.bias
+    )
+    loss = torch.nn.functional.cross_entropy(logits, torch.arange(6) % 4)
+    loss.backward()
+    assert model.embedding_head[-1].weight.grad.abs().sum() > 0
+
+
+def test_the_budget_curve_ends_at_the_validation_knn_accuracy_and_leaves_training_alone():
+    """The last point of the per-epoch k-NN curve is the validation k-NN accuracy of the trained
+    model, and computing the curve does not change the training (random mining draws from the
+    global generator, which the evaluation loaders also draw from)."""
+    data = _data()
+    cfg = te.Config(width=4, epochs=2, samples_per_class=3, methods=("random",), snapshots=1)
+    ctx = SimpleNamespace(seed=0, first_seed=True, data=None)
+    model, rows, _ = te.train(cfg, ctx, data, "random", 2)
+    assert rows[-1]["val_knn_accuracy"] == te.scores(cfg, model, data, "val")["knn_accuracy"]
+    again, _, _ = te.train(
+        cfg, SimpleNamespace(seed=0, first_seed=False, data=None), data, "random", 2
+    )
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, again.state_dict()[key]), key

@@ -2,8 +2,8 @@
 
 The lab-only pieces shared by the ``unsupervised-support`` and ``consistency-regularization``
 experiments; the technique itself is in the core (``mltricks.semi_supervised.SemiSupervisedStep``
-on batches of ``mltricks.data.semi_supervised_loader``, augmented by ``mltricks.data.augmentation``).
-There is no training loop here.
+on batches of ``mltricks.data.semi_supervised_loader``, augmented by
+``mltricks.data.augmentation``). There is no training loop here.
 
 - ``UnlabeledDiagnostics``: an ``engine.fit`` callback adding, per epoch, the mean prediction
   entropy on the unlabeled set and the share of it predicted as each class (a collapse to one
@@ -15,13 +15,20 @@ There is no training loop here.
   folder given with ``--data``) for one seed; ``ImageSplit.loader`` its training batches.
 - ``curves`` and ``diagnostics_figure``: the per-epoch diagnostics as lists and as a figure.
 - ``SemiSupervisedTraining``: the settings both experiments share (the same network, batches,
-  augmentation and budget, so that they compare losses and nothing else), ``FULL_BUDGET`` their
-  full presets' budget, ``run_split`` a run's ``image_split`` and ``train_from`` one training
-  from given initial weights.
+  augmentation and budget, so that they compare losses and nothing else; the budget in epochs,
+  or in optimizer steps with ``steps``, as with ``--data`` where 100 labels make an epoch a few
+  steps), ``FULL_BUDGET`` their full presets' budget on the digits, ``run_split`` a run's
+  ``image_split`` and ``train_from`` one training from given initial weights (its BatchNorm
+  statistics recomputed on the labeled images after training with ``recalibrate_bn``, the
+  default with ``--data``).
+
+Longer than the lab's 400 lines: the pieces above are the one semi-supervised training both
+experiments share, kept together so that they compare losses and nothing else.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +48,7 @@ from mltricks.lab.config import DataSubset
 from mltricks.lab.config_fields import within
 from mltricks.lab.data_sources import train_test_images
 from mltricks.lab.splits import labeled_split
+from mltricks.lab.training import BatchNormRecalibration, recalibrate_batch_norm
 from mltricks.models import SmallCNN
 from mltricks.semi_supervised import SemiSupervisedStep
 
@@ -106,6 +114,7 @@ def fit_semi_supervised(
     *,
     epochs: int,
     lr: float,
+    max_steps: int | None = None,
     weight_decay: float = 0.0,
     cosine: bool = True,
     val_loader: DataLoader | None = None,
@@ -113,22 +122,29 @@ def fit_semi_supervised(
 ) -> tuple[engine.History, UnlabeledDiagnostics]:
     """``engine.fit`` with Adam, ``step`` and the unlabeled diagnostics; returns both records.
 
-    ``cosine`` anneals the learning rate to 0 over the run (stepped per batch), so the final
-    model, the one evaluated, does not depend on where the last noisy steps happened to land.
+    Training stops after ``epochs`` passes over ``loader`` or ``max_steps`` optimizer steps,
+    whichever comes first. ``cosine`` anneals the learning rate to 0 over those steps (stepped
+    per batch), so the final model, the one evaluated, does not depend on where the last noisy
+    steps happened to land.
     """
     check_number("lr", lr, low=0.0, low_inclusive=False)
     check_number("epochs", epochs, low=1, integer=True)
+    if max_steps is not None:
+        check_number("max_steps", max_steps, low=1, integer=True)
     diagnostics = UnlabeledDiagnostics(model, unlabeled_x, num_classes=step.num_classes)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     scheduler = None
     if cosine:
         total = max(1, epochs * len(loader))
+        if max_steps is not None:
+            total = min(total, max_steps)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
     history = engine.fit(
         model,
         loader,
         optimizer,
         epochs=epochs,
+        max_steps=max_steps,
         step_fn=step,
         val_loader=val_loader,
         scheduler=scheduler,
@@ -291,15 +307,20 @@ def diagnostics_figure(runs: Mapping[str, Mapping[str, list[float]]], title: str
 
 
 @dataclass
-class SemiSupervisedTraining(DataSubset):
+class SemiSupervisedTraining(BatchNormRecalibration, DataSubset):
     """The settings of the two semi-supervised image experiments (unsupervised-support and
     consistency-regularization): a ``SmallCNN`` trained with ``fit_semi_supervised`` on
     labeled batches plus ``unlabeled_ratio`` unlabeled samples per labeled one, augmented by
     ``mltricks.data.augmentation(degrees, translate, noise)``, the unsupervised term ramped up
-    over ``rampup_epochs``."""
+    over ``rampup_epochs`` passes.
+
+    The budget is ``epochs`` passes over the unlabeled set, or ``steps`` optimizer steps when
+    given (the passes they need, the last one cut short); the learning rate anneals to 0 at the
+    end either way, so a budget is a training of its own, not a prefix of a longer one."""
 
     num_unlabeled: int | None = 320  # None: every other training image
-    epochs: int = 10
+    epochs: int = 10  # passes over the unlabeled set (or the labeled set, when larger)
+    steps: int | None = None  # optimizer steps in all, over epochs when given
     rampup_epochs: int = field(default=3, metadata=within(0))  # 0: no ramp
     batch_size: int = 16  # labeled samples per batch
     unlabeled_ratio: int = 2  # unlabeled samples per labeled sample in a batch
@@ -311,10 +332,12 @@ class SemiSupervisedTraining(DataSubset):
     noise: float = 0.05
 
 
-# both full presets: 640 of the digits' 1,337 unlabeled images keep them within minutes on 2
-# cores; at 15 epochs and 512 unlabeled images the networks were still undertrained (unlabeled
-# entropy ~0.7 nats). The same sizes serve --data
+# both full presets on the digits: 640 of the digits' 1,337 unlabeled images keep them within
+# minutes on 2 cores; at 15 epochs and 512 unlabeled images the networks were still undertrained
+# (unlabeled entropy ~0.7 nats). With --data each experiment's DATA_CONFIG sets steps instead
 FULL_BUDGET = {"epochs": 20, "rampup_epochs": 6, "num_unlabeled": 640}
+# unlabeled images the per-epoch diagnostics predict (all of them up to this number)
+_DIAGNOSTIC_SAMPLES = 1000
 
 
 def run_split(
@@ -377,7 +400,21 @@ def train_from(
         augment=augmentation(cfg.degrees, cfg.translate, cfg.noise),
         detach_target=detach_target,
     )
+    epochs, max_steps = cfg.epochs, cfg.steps
+    if max_steps is not None:  # as many passes as the steps need; the last one may be cut
+        epochs = math.ceil(max_steps / len(loader))
     history, diagnostics = fit_semi_supervised(
-        model, loader, step, data.unlabeled_x, epochs=cfg.epochs, lr=cfg.lr, desc=desc
+        model,
+        loader,
+        step,
+        # a fixed share of the (shuffled) unlabeled set: the diagnostics of a large one would
+        # cost as much as the training
+        data.unlabeled_x[:_DIAGNOSTIC_SAMPLES],
+        epochs=epochs,
+        max_steps=max_steps,
+        lr=cfg.lr,
+        desc=desc,
     )
+    if cfg.recalibrate_bn:  # on the labeled images: those every variant trained on
+        recalibrate_batch_norm(model, data.labeled_x)
     return model, history, diagnostics

@@ -1,6 +1,6 @@
-"""Training recipes the experiments share: a small CNN through ``engine.fit``, its BatchNorm
-statistics recomputed after training, the label-spreading baseline, and a training failure that
-names the settings to change.
+"""Training recipes the experiments share: a small CNN through ``engine.fit``, the FGSM
+tutorial's LeNet beside it, its BatchNorm statistics recomputed after training, the
+label-spreading baseline, and a training failure that names the settings to change.
 
 Example:
     >>> from mltricks.lab.data_sources import train_test_images
@@ -27,14 +27,16 @@ from torch import nn
 from mltricks.lab import engine
 from mltricks.lab.config_fields import data_default
 from mltricks.lab.splits import validation_split
-from mltricks.models import SmallCNN
+from mltricks.models import LeNet, SmallCNN
 
 __all__ = [
     "BatchNormRecalibration",
+    "LeNetTraining",
     "SmallCNNTraining",
     "label_spreading_accuracy",
     "names_learning_rates",
     "recalibrate_batch_norm",
+    "train_lenet",
     "train_small_cnn",
 ]
 
@@ -66,6 +68,17 @@ class SmallCNNTraining(BatchNormRecalibration):
     val_fraction: float = 0.15
 
 
+@dataclasses.dataclass
+class LeNetTraining:
+    """The settings of ``train_lenet``: the FGSM tutorial's LeNet (``mltricks.models.LeNet``),
+    the standard small CNN whose robustness the attack experiments report beside their own
+    network's, trained on the same images and validation split."""
+
+    lenet_epochs: int = 60  # the 1,221 digits of a training share: 1,200 steps
+    lenet_lr: float = 3e-3
+    lenet_batch_size: int = 64
+
+
 def train_small_cnn(
     images: torch.Tensor,
     labels: torch.Tensor,
@@ -78,6 +91,11 @@ def train_small_cnn(
     """A ``SmallCNN`` trained with Adam through ``engine.fit`` on ``images`` with a validation
     share held out (``validation_split``, not stratified), returned in eval mode.
 
+    The learning rate decays to 0 over the run (cosine, per step): on all of Fashion-MNIST's
+    training images (51,000 after the validation share, width 16, one seed) that reached 0.908
+    test accuracy after 6 of 8 epochs, where a constant 3e-3 wandered between 0.889 and 0.907
+    over epochs 4 to 12.
+
     Args:
         images: ``(N, C, H, W)`` training images; labels ``(N,)`` in ``0..num_classes-1``.
         settings: width, epochs, batch size, learning rate, validation share, and whether to
@@ -89,30 +107,100 @@ def train_small_cnn(
     Returns:
         the model and ``{"val_accuracy": ...}`` after the last epoch.
     """
-    train, val = validation_split(
-        labels, settings.val_fraction, random_state=random_state, stratify=False
-    )
     model = SmallCNN(images.shape[1], num_classes, width=settings.width)
+    return model, _fit_classifier(
+        model,
+        images,
+        labels,
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        lr=settings.lr,
+        val_fraction=settings.val_fraction,
+        recalibrate_bn=settings.recalibrate_bn,
+        random_state=random_state,
+        desc=desc,
+    )
+
+
+def train_lenet(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    settings: LeNetTraining,
+    *,
+    val_fraction: float,
+    random_state: int,
+    num_classes: int = 10,
+    desc: str = "lenet",
+) -> tuple[LeNet, dict[str, float]]:
+    """The FGSM tutorial's ``LeNet`` trained with Adam through ``engine.fit``, as
+    ``train_small_cnn`` trains its network: the same validation split for the same
+    ``val_fraction`` and ``random_state``, returned in eval mode. Inputs smaller than 16 pixels
+    (the 8x8 digits) pad its convolutions (``padding=2``).
+
+    Returns:
+        the model and ``{"val_accuracy": ...}`` after the last epoch.
+
+    Example:
+        >>> from mltricks.lab.data_sources import train_test_images
+        >>> x, y, _, _ = train_test_images(None)
+        >>> model, scores = train_lenet(
+        ...     x[:300], y[:300], LeNetTraining(lenet_epochs=1), val_fraction=0.2, random_state=0
+        ... )
+        >>> model.training, model.image_size
+        (False, 8)
+    """
+    size = images.shape[-1]
+    model = LeNet(images.shape[1], num_classes, image_size=size, padding=2 if size < 16 else 0)
+    return model, _fit_classifier(
+        model,
+        images,
+        labels,
+        epochs=settings.lenet_epochs,
+        batch_size=settings.lenet_batch_size,
+        lr=settings.lenet_lr,
+        val_fraction=val_fraction,
+        recalibrate_bn=False,  # LeNet has no BatchNorm
+        random_state=random_state,
+        desc=desc,
+    )
+
+
+def _fit_classifier(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    val_fraction: float,
+    recalibrate_bn: bool,
+    random_state: int,
+    desc: str,
+) -> dict[str, float]:
+    """Adam on a training share of ``images`` with the learning rate decayed to 0 over the run
+    (cosine, per step), validation accuracy on the rest (``model`` is trained in place and left
+    in eval mode)."""
+    train, val = validation_split(labels, val_fraction, random_state=random_state, stratify=False)
+    loader = engine.make_loader(
+        images[train], labels[train], batch_size=batch_size, shuffle=True, random_state=random_state
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     history = engine.fit(
         model,
-        engine.make_loader(
-            images[train],
-            labels[train],
-            batch_size=settings.batch_size,
-            shuffle=True,
-            random_state=random_state,
-        ),
-        torch.optim.Adam(model.parameters(), lr=settings.lr),
-        epochs=settings.epochs,
+        loader,
+        optimizer,
+        epochs=epochs,
+        scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * len(loader)),
         val_loader=engine.make_loader(images[val], labels[val], batch_size=256),
         desc=desc,
     )
     model.eval()
-    if not settings.recalibrate_bn:
-        return model, {"val_accuracy": history.last.get("val_accuracy", float("nan"))}
+    if not recalibrate_bn:
+        return {"val_accuracy": history.last.get("val_accuracy", float("nan"))}
     recalibrate_batch_norm(model, images[train])
     predicted = engine.predict(model, engine.make_loader(images[val], batch_size=500))
-    return model, {"val_accuracy": float((predicted.argmax(-1) == labels[val]).float().mean())}
+    return {"val_accuracy": float((predicted.argmax(-1) == labels[val]).float().mean())}
 
 
 def recalibrate_batch_norm(

@@ -11,6 +11,7 @@ module twin returning a scalar (``vae_loss`` / ``VAELoss``).
 from mltricks.models.attention_mil import AttentionMIL, PoolingMIL, attention_pool
 from mltricks.models.autoencoder import Autoencoder
 from mltricks.models.checkpoint import load_weights_file
+from mltricks.models.lenet import LeNet
 from mltricks.models.multi_head_resnet import MultiHeadResNet
 from mltricks.models.resnet import small_resnet18
 from mltricks.models.small_cnn import PoolAbove, SmallCNN
@@ -21,6 +22,7 @@ __all__ = [
     "VAE",
     "AttentionMIL",
     "Autoencoder",
+    "LeNet",
     "MultiHeadResNet",
     "PoolAbove",
     "PoolingMIL",

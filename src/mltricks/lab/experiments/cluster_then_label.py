@@ -10,6 +10,15 @@ the labeled samples.
 
 With ``--data``: a PCA of the pixels of a subset of the images (``data_sources.PixelFeatures``).
 
+The strong simple baseline is logistic regression on the labeled samples alone
+(``acc_logreg_<share>``, the same features): what a practitioner with a few labels tries first.
+ClusterThenLabel does not beat it on Fashion-MNIST, nor on the digits at 2% labeled, and the claim
+against it is reported as not holding: a cluster predicts one class, so a vote over k-means
+clusters is capped by how well the clusters follow the classes. ``acc_kmeans_all_labels`` measures
+that cap (k-means voted by every pool label): with 10 clusters 0.55 on Fashion-MNIST and 0.76 on
+the digits, below logistic regression with 2% of the labels. More clusters raise the cap without
+closing the gap (``scripts/budget_cluster_then_label.py``, docs/systems/cluster-then-label.md).
+
 What the original project did and what was wrong in it: docs/systems/cluster-then-label.md.
 """
 
@@ -80,6 +89,11 @@ def _beats_alpha0(s: Any, fraction: float) -> bool:
     return s[f"acc_ctl_best_{tag}"].mean > s[f"acc_ctl_alpha0_{tag}"].mean
 
 
+def _beats_logreg(s: Any, fraction: float) -> bool:
+    tag = percent_tag(fraction)
+    return s[f"acc_ctl_best_{tag}"].mean > s[f"acc_logreg_{tag}"].mean
+
+
 CLAIMS = (
     Claim(
         "ClusterThenLabel at its best alpha (chosen on validation) beats alpha=0 (k-means + "
@@ -94,6 +108,23 @@ CLAIMS = (
             "gain_best_vs_alpha0_2pct",
         ),
         min_seeds=5,
+    ),
+    Claim(
+        "ClusterThenLabel at its validation-chosen alpha beats logistic regression trained on "
+        "the labeled samples alone (the same features) in test accuracy at 1% and at 2% "
+        "labeled (mean over at least 3 seeds, the quick preset's bar)",
+        lambda s: _beats_logreg(s, 0.01) and _beats_logreg(s, 0.02),
+        (
+            "acc_ctl_best_1pct",
+            "acc_logreg_1pct",
+            "gain_best_vs_logreg_1pct",
+            "acc_ctl_best_2pct",
+            "acc_logreg_2pct",
+            "gain_best_vs_logreg_2pct",
+            "acc_kmeans_all_labels",
+        ),
+        presets=("quick", "full"),
+        min_seeds=3,
     ),
 )
 
@@ -115,7 +146,14 @@ def _cluster_vote(assignment: np.ndarray, centers: np.ndarray, y_semi: np.ndarra
 def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     # pool, validation (chooses alpha) and test features; the pool/validation cut follows the seed
     X_pool, y_pool, X_val, y_val, X_test, y_test = read_features(cfg, ctx)
-    metrics: dict[str, Any] = {}
+    # k-means and its vote with every pool label: how well any labelling of these clusters can
+    # do (the ceiling of k-means + majority vote, whatever the labeled share)
+    kmeans = KMeans(cfg.n_clusters, random_state=ctx.seed).fit(X_pool)
+    test_clusters = kmeans.predict(X_test)
+    all_votes = _cluster_vote(kmeans.labels_, kmeans.cluster_centers_, y_pool)
+    metrics: dict[str, Any] = {
+        "acc_kmeans_all_labels": float(np.mean(all_votes[test_clusters] == y_test)),
+    }
     histories = {}
     for fraction in cfg.fractions:
         tag = percent_tag(fraction)
@@ -131,14 +169,13 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
             moves.append(model.n_moves_)
             if alpha == cfg.figure_alpha:
                 histories[fraction] = model.objective_history_
-        kmeans = KMeans(cfg.n_clusters, random_state=ctx.seed).fit(X_pool)
         votes = _cluster_vote(kmeans.labels_, kmeans.cluster_centers_, y_semi)
         spreading = LabelSpreading(kernel="knn", n_neighbors=cfg.spreading_neighbors)
         logreg = LogisticRegression(C=cfg.logreg_c, max_iter=1000)
         metrics |= {
             f"n_labeled_{tag}": int(labeled.sum()),
             f"acc_ctl_alpha0_{tag}": test_acc[cfg.alphas.index(0.0)] if 0.0 in cfg.alphas else None,
-            f"acc_kmeans_vote_{tag}": float(np.mean(votes[kmeans.predict(X_test)] == y_test)),
+            f"acc_kmeans_vote_{tag}": float(np.mean(votes[test_clusters] == y_test)),
             f"acc_label_spreading_{tag}": label_spreading_accuracy(
                 spreading, X_pool, y_semi, X_test, y_test
             ),
@@ -166,6 +203,8 @@ def summarize(
         if 0.0 in cfg.alphas:
             zero = cfg.alphas.index(0.0)
             extra[f"gain_best_vs_alpha0_{tag}"] = mean_interval(test[:, best] - test[:, zero])
+        logreg = np.array([r[f"acc_logreg_{tag}"] for r in results])
+        extra[f"gain_best_vs_logreg_{tag}"] = mean_interval(test[:, best] - logreg)
     _plot_accuracy_vs_fraction(cfg, summary, extra, ctx)
     _plot_accuracy_vs_alpha(cfg, results, extra, ctx)
     return extra
@@ -217,13 +256,16 @@ def _plot_accuracy_vs_fraction(cfg, summary: Summary, extra, ctx: RunContext) ->
     for offset, (label, estimates) in enumerate(_method_rows(cfg, summary, extra).items()):
         x = percent * (1 + 0.03 * (offset - 2))  # spread the error bars apart
         errorbar(ax, x, estimates, marker="o", capsize=3, label=label)
+    ceiling = summary["acc_kmeans_all_labels"].mean
+    ax.axhline(ceiling, color="0.4", ls=":", lw=1, label="KMeans + vote with every label")
     ax.set(xscale="log", xlabel="labeled share of the pool (%)", ylabel="test accuracy")
     ax.set_xticks(percent, [f"{p:g}" for p in percent])
     ax.legend(fontsize=8)
     ctx.savefig(
         fig,
         "accuracy-vs-labeled",
-        "test accuracy against the labeled share, mean and 95% interval over seeds",
+        "test accuracy against the labeled share, mean and 95% interval over seeds; dotted: "
+        "k-means voted by every pool label, the most a vote over its clusters can reach",
     )
 
 

@@ -7,6 +7,11 @@ every candidate for a few epochs through ``engine.fit``, scored by validation lo
 and the truth come from ``lr_problem.lr_range_problem`` and ``lr_problem.trained_val_losses``, which
 ``benchmarks/bench_lr_range_test.py`` shares.
 
+The strong simple baseline is the learning rate a practitioner uses without a range test:
+Adam's default, 1e-3 (``default_lr``), scored by the same truth (its trained validation loss),
+beside the naive pick's; the range test is worth running only if its pick trains better than
+that default.
+
 What the original project did and what was wrong in it: docs/systems/lr-range-test.md.
 """
 
@@ -21,7 +26,12 @@ import numpy as np
 import torch.nn.functional as F
 
 from mltricks.lab.experiment import Claim, Preset, RunContext, Summary
-from mltricks.lab.lr_problem import batch_stream, lr_range_problem, trained_val_losses
+from mltricks.lab.lr_problem import (
+    LRRangeProblem,
+    batch_stream,
+    lr_range_problem,
+    trained_val_losses,
+)
 from mltricks.tuning import lr_range_test
 
 SYSTEM = "Learning Rate Range Test"
@@ -40,6 +50,9 @@ class Config:
     truth_repeats: int = 3
     val_fraction: float = 0.25
     num_bootstrap: int = 200
+    # the baseline: the learning rate used without a range test (Adam's default); trained for
+    # the truth too when it is not one of the candidates
+    default_lr: float = 1e-3
 
 
 PRESETS = {
@@ -53,7 +66,8 @@ PRESETS = {
             "num_bootstrap": 20,
         },
     ),
-    "quick": Preset(seeds=(0,), config={"truth_repeats": 1}),
+    # one truth training per candidate: a noisier truth than full's three, on 3 seeds
+    "quick": Preset(seeds=(0, 1, 2), config={"truth_repeats": 1}),
     "full": Preset(seeds=tuple(range(10))),
 }
 
@@ -69,6 +83,22 @@ CLAIMS = (
         "the slope pick is within one grid step of the truth more often than the naive pick",
         lambda s: s["slope_within_one_step"].mean > s["naive_within_one_step"].mean,
         ("slope_within_one_step", "naive_within_one_step"),
+        min_seeds=10,
+    ),
+    Claim(
+        "training at the slope pick reaches a validation loss no higher than training at "
+        "Adam's default learning rate 1e-3 (what a practitioner uses without a range test) in "
+        "at least 80% of seeds (on quick: all 3 seeds, one truth training per candidate)",
+        lambda s: s["slope_no_worse_than_default"].mean >= 0.8,
+        ("slope_no_worse_than_default", "val_loss_slope_pick", "val_loss_default_lr"),
+        presets=("quick", "full"),
+        min_seeds=3,
+    ),
+    Claim(
+        "training at the slope pick reaches a validation loss no higher than training at the "
+        "naive pick in at least 80% of seeds",
+        lambda s: s["slope_no_worse_than_naive"].mean >= 0.8,
+        ("slope_no_worse_than_naive", "val_loss_slope_pick", "val_loss_naive_pick"),
         min_seeds=10,
     ),
 )
@@ -104,6 +134,10 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     )
     truth = int(np.argmin(val_losses))
     slope, naive = result.best_index, result.naive_index
+    default_loss = _default_val_loss(cfg, problem, val_losses, ctx.seed)
+
+    def loss_at(pick: int | None) -> float:  # no pick trains nothing: the worst outcome
+        return val_losses[pick] if pick is not None else math.inf
 
     if ctx.first_seed:
         fig, ax = plt.subplots(figsize=(8, 5))
@@ -126,6 +160,13 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
         "slope_stable": result.stable,
         "slope_pick_frequency": float(result.pick_frequency[slope]) if slope is not None else 0.0,
         "best_val_loss": float(val_losses[truth]),
+        # a diverged training counts inf, which the summary leaves out of a mean: the
+        # comparisons are per seed
+        "val_loss_slope_pick": loss_at(slope),
+        "val_loss_naive_pick": loss_at(naive),
+        "val_loss_default_lr": default_loss,
+        "slope_no_worse_than_default": loss_at(slope) <= default_loss,
+        "slope_no_worse_than_naive": loss_at(slope) <= loss_at(naive),
         "slope_pick": slope,
         "naive_pick": naive,
         "true_best": truth,
@@ -133,6 +174,26 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
         "slopes": result.slopes,
         "slope_intervals": result.slope_intervals,
     }
+
+
+def _default_val_loss(
+    cfg: Config, problem: LRRangeProblem, val_losses: list[float], seed: int
+) -> float:
+    """The truth's score of ``default_lr``: read from the candidates' when it is one of them
+    (the same trainings), else trained the same way."""
+    for lr, loss in zip(cfg.lrs, val_losses):
+        if math.isclose(lr, cfg.default_lr, rel_tol=1e-9):
+            return loss
+    (loss,) = trained_val_losses(
+        problem,
+        lrs=(cfg.default_lr,),
+        optimizer=cfg.optimizer,
+        epochs=cfg.truth_epochs,
+        repeats=cfg.truth_repeats,
+        batch_size=cfg.batch_size,
+        random_state=seed,
+    )
+    return loss
 
 
 def summarize(
@@ -175,6 +236,9 @@ def summarize(
             [np.nan if v is None or not math.isfinite(v) else v for v in r["val_losses"]]
         )
         ax.plot(grid, losses, "-o", ms=3, alpha=0.7, label=f"seed {seed}")
+    defaults = [i for i, lr in enumerate(cfg.lrs) if math.isclose(lr, cfg.default_lr, rel_tol=1e-9)]
+    for i in defaults:
+        ax.axvline(i, color="gray", ls=":", label=f"default {cfg.default_lr:.0e} (the baseline)")
     ax.set(
         xticks=grid,
         xticklabels=labels,
@@ -187,6 +251,7 @@ def summarize(
     ctx.savefig(
         fig,
         "val-loss-vs-lr",
-        "validation loss after training with each candidate (missing points diverged)",
+        "validation loss after training with each candidate (missing points diverged); dotted: "
+        "the default learning rate used without a range test",
     )
     return {}

@@ -16,6 +16,15 @@ of a bag the same weight ``1 / n``, which says nothing about which instance is a
 AUC (0.5 to 0.6 depending on the draw: positives make up a larger share of small positive bags)
 is the floor to read the others against.
 
+The strong simple baselines: mean and max pooling of the same network's embeddings (the claim
+reads the better of the two), and what a practitioner tries first without a network: logistic
+regression on the instances' pixels with each instance given its bag's label (single-instance
+learning), a bag scored by its highest instance probability (``bag_auc_logreg_<bags>``, and
+``instance_auc_logreg_<bags>`` of those probabilities).
+
+Longer than the lab's 400 lines: attention MIL, both pooling baselines and the instance
+logistic regression are trained on the same bags for every training-set size.
+
 What the original project did and what was wrong in it: docs/systems/multiple-instance-learning.md.
 """
 
@@ -23,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -30,14 +40,17 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
+from mltricks._utils.state import preserved
 from mltricks.data import Bags, collate_bags, make_bags
 from mltricks.lab import engine
+from mltricks.lab.baselines import logistic_regression
 from mltricks.lab.config import DataSubset
 from mltricks.lab.data_sources import IMAGE_DATA, SMOKE_SUBSET, SOURCES, read_images
-from mltricks.lab.experiment import Claim, Preset, RunContext, Summary
+from mltricks.lab.experiment import Baseline, Claim, Preset, RunContext, Summary
 from mltricks.lab.plots import band
 from mltricks.lab.training import names_learning_rates
 from mltricks.models import AttentionMIL, PoolingMIL, SmallCNN
@@ -65,6 +78,9 @@ class Config(DataSubset):
     width: int = 16
     hidden_dim: int = 64
     steps: int = 300
+    # also score the test bags after these many steps (the budget curve, ``curve_<pooling>_<bags>``
+    # in metrics.json: [step, bag AUC, instance AUC]; at the end of the epoch that reaches each)
+    curve_steps: tuple[int, ...] = ()
     batch_size: int = 8
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -100,6 +116,14 @@ PRESETS = {
 
 CLAIMS = (
     Claim(
+        "attention MIL's weights point at the positive instances: with 200 training bags, the "
+        "instance AUC of its attention is at least 0.1 above mean pooling's uniform weights "
+        "(quick: one seed; full: mean over 3)",
+        lambda s: s["instance_auc_attention_200"].mean >= s["instance_auc_mean_200"].mean + 0.1,
+        ("instance_auc_attention_200", "instance_auc_mean_200"),
+        presets=("quick", "full"),
+    ),
+    Claim(
         "with 200 training bags, attention MIL reaches a bag AUC of at least 0.9 and an instance "
         "AUC of its attention weights of at least 0.9 (all test bags)",
         lambda s: (
@@ -107,6 +131,26 @@ CLAIMS = (
         ),
         ("bag_auc_attention_200", "instance_auc_attention_200"),
         min_seeds=3,
+    ),
+    Claim(
+        "the strong simple baselines: with 200 training bags, attention MIL's bag AUC is at "
+        "least the better of mean and max pooling's, and above logistic regression on the "
+        "instances with their bag's label (mean over seeds)",
+        lambda s: (
+            s["bag_auc_attention_200"].mean
+            >= max(s["bag_auc_mean_200"].mean, s["bag_auc_max_200"].mean)
+            and s["bag_auc_attention_200"].mean > s["bag_auc_logreg_200"].mean
+        ),
+        ("bag_auc_attention_200", "bag_auc_mean_200", "bag_auc_max_200", "bag_auc_logreg_200"),
+        min_seeds=3,
+    ),
+)
+BASELINES = (
+    Baseline(
+        "bag_auc_attention_200",
+        "bag_auc_logreg_200",
+        what="attention MIL with 200 training bags",
+        fix="--preset full, or --set steps=...",
     ),
 )
 
@@ -135,13 +179,28 @@ def _outputs(model: nn.Module, batch: Any) -> torch.Tensor:
 
 def _train_and_score(
     cfg: Config, pooling: str, train: Bags, test: Bags, seed: int
-) -> tuple[dict[str, float], torch.Tensor]:
+) -> tuple[dict[str, float], torch.Tensor, list[list[float]]]:
+    """Train one pooling; return its test scores, its test weights and the budget curve:
+    ``[step, bag AUC, instance AUC]`` after the steps of ``cfg.curve_steps`` and at the end."""
     engine.seed_everything(seed)
     model = _model(cfg, pooling, train.instances[0].shape[1])
     loader = engine.make_loader(
         train, batch_size=cfg.batch_size, shuffle=True, random_state=seed, collate_fn=collate_bags
     )
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    pending = sorted(step for step in set(cfg.curve_steps) if step < cfg.steps)
+    curve: list[list[float]] = []
+
+    def score_on_the_way(epoch: int, row: dict[str, float]) -> None:
+        # at the end of the epoch that reaches a curve step (a prefix of the same training:
+        # constant learning rate, and the global generator restored after the test pass)
+        if pending and pending[0] <= row["step"] < cfg.steps:  # the last one is scored below
+            while pending and row["step"] >= pending[0]:
+                pending.pop(0)
+            with preserved():
+                scores, _ = _score(model, test)
+            curve.append([row["step"], scores["bag_auc"], scores["instance_auc"]])
+
     engine.fit(
         model,
         loader,
@@ -149,8 +208,17 @@ def _train_and_score(
         epochs=math.ceil(cfg.steps / len(loader)),
         max_steps=cfg.steps,
         step_fn=_step,
+        callbacks=[score_on_the_way],
         desc=f"{pooling} {len(train)} bags",
     )
+    scores, weights = _score(model, test)
+    curve.append([cfg.steps, scores["bag_auc"], scores["instance_auc"]])
+    return scores, weights, curve
+
+
+def _score(model: nn.Module, test: Bags) -> tuple[dict[str, float], torch.Tensor]:
+    """Bag accuracy, bag AUC and instance AUC of the pooling weights on the test bags, and the
+    weights ``(num_bags, longest bag)``."""
     length = int(test.sizes.max())
     test_loader = engine.make_loader(
         test, batch_size=64, collate_fn=functools.partial(collate_bags, length=length)
@@ -192,10 +260,15 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     )
     for count in cfg.train_bags:
         train = _subset(full, count)
+        scores_logreg = single_instance_logreg(train, test)
+        for name, value in scores_logreg.items():
+            metrics[f"{name}_logreg_{count}"] = value
         for pooling in cfg.poolings:
-            scores, weights = _train_and_score(cfg, pooling, train, test, ctx.seed)
+            scores, weights, curve = _train_and_score(cfg, pooling, train, test, ctx.seed)
             for name, value in scores.items():
                 metrics[f"{name}_{pooling}_{count}"] = value
+            if cfg.curve_steps:
+                metrics[f"curve_{pooling}_{count}"] = curve
             ctx.log(
                 f"seed {ctx.seed}, {count} bags, {pooling}: "
                 + ", ".join(f"{k} {v:.3f}" for k, v in scores.items())
@@ -203,6 +276,33 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
             if ctx.first_seed and count == shown and pooling in ("attention", "gated"):
                 _attention_figure(cfg, ctx, test, weights, pooling, count)
     return metrics
+
+
+def single_instance_logreg(train: Bags, test: Bags) -> dict[str, float]:
+    """The baseline without a network: logistic regression (``baselines.logistic_regression``)
+    on every training instance's pixels, labelled with its bag's label; a test bag's score is
+    its highest instance probability.
+
+    Returns:
+        ``{"bag_auc": ..., "instance_auc": ...}`` on the test bags (instance AUC of the
+        instance probabilities against the hidden instance labels).
+    """
+    x = torch.cat(train.instances).flatten(1).numpy()
+    y = torch.cat([label.repeat(len(bag)) for bag, label in zip(train.instances, train.labels)])
+    if len(np.unique(y.numpy())) < 2:  # one class of bags: nothing to learn, a constant score
+        probabilities = np.zeros(sum(len(bag) for bag in test.instances))
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model = logistic_regression().fit(x, y.numpy())
+        probabilities = model.predict_proba(torch.cat(test.instances).flatten(1).numpy())[:, 1]
+    sizes = [len(bag) for bag in test.instances]
+    bag_scores = [part.max() for part in np.split(probabilities, np.cumsum(sizes)[:-1])]
+    hidden = torch.cat(test.instance_labels).numpy()
+    return {
+        "bag_auc": float(roc_auc_score(test.labels.numpy(), bag_scores)),
+        "instance_auc": float(roc_auc_score(hidden, probabilities)),
+    }
 
 
 def _subset(bags: Bags, count: int) -> Bags:
@@ -286,6 +386,9 @@ def summarize(
             if len(results) > 1:
                 # accuracies and AUCs live in [0, 1]; t intervals over few seeds can leave it
                 band(ax, counts, estimates, clip=(0, 1), alpha=0.2, color=line.get_color())
+        if metric != "bag_acc":  # the baseline scores bags, it does not threshold them
+            baseline = [summary[f"{metric}_logreg_{count}"].mean for count in cfg.train_bags]
+            ax.plot(counts, baseline, "k--x", lw=1, label="logistic regression (instances)")
         ax.set(xscale="log", xlabel="training bags", ylabel=label)
         ax.set_xticks(counts, [str(c) for c in counts])
         ax.minorticks_off()
@@ -295,6 +398,7 @@ def summarize(
         fig,
         "auc-vs-bags",
         f"test-bag metrics against the number of training bags, mean and 95% interval over "
-        f"{len(results)} seed(s); instance AUC is over every instance of every test bag",
+        f"{len(results)} seed(s); instance AUC is over every instance of every test bag; "
+        "dashed: logistic regression on the instances with their bag's label",
     )
     return {}

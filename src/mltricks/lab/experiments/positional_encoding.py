@@ -5,6 +5,10 @@ Reproduces the seed's figures (the position x dimension heatmap and PE.PE^T for 
 norm, and a shift by k positions is one fixed rotation, so PE(p).PE(p+k) depends on k only. The
 seed's variant (frequency from 2j/d instead of 2*floor(j/2)/d) is measured next to it.
 
+The simple baseline is the learned position table of BERT and GPT-2, what a practitioner uses
+instead; before training it is a random table, here Gaussian rows scaled to the same norm. It
+shows that the shift property comes from the sinusoids, not from any table of that norm.
+
 What the original project did and what was wrong in it: docs/systems/positional-encoding.md.
 """
 
@@ -66,6 +70,17 @@ CLAIMS = (
         ("rotation_error_seed_variant",),
         presets=ALL,
     ),
+    Claim(
+        "a random table with the same row norm (a learned position table before training) has "
+        "no such rotation (error above 0.1) and its PE(p).PE(p+k) varies with p (spread above "
+        "1)",
+        lambda s: (
+            s["rotation_error_random_table"].mean > 0.1
+            and s["similarity_spread_random_table"].mean > 1
+        ),
+        ("rotation_error_random_table", "similarity_spread_random_table"),
+        presets=ALL,
+    ),
 )
 
 
@@ -75,6 +90,13 @@ def seed_variant(num_positions: int, dim: int, base: float) -> torch.Tensor:
     j = torch.arange(dim, dtype=torch.float64)
     angles = positions / base ** (2 * j / dim)
     return torch.where(j % 2 == 0, torch.sin(angles), torch.cos(angles))
+
+
+def random_table(num_positions: int, dim: int, *, random_state: int) -> torch.Tensor:
+    """Gaussian rows scaled to the sinusoidal rows' norm sqrt(dim/2): ``(num_positions, dim)``."""
+    generator = torch.Generator().manual_seed(random_state)
+    rows = torch.randn(num_positions, dim, generator=generator, dtype=torch.float64)
+    return rows / rows.norm(dim=1, keepdim=True) * math.sqrt(dim / 2)
 
 
 def rotation_error(encoding: torch.Tensor, shift: int) -> float:
@@ -103,6 +125,7 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     rows = max(cfg.num_positions, 2 * cfg.dim + cfg.max_shift)
     long_pe = sinusoidal_positional_encoding(rows, cfg.dim, cfg.base, dtype=torch.float64)
     long_seed = seed_variant(rows, cfg.dim, cfg.base)
+    long_random = random_table(rows, cfg.dim, random_state=ctx.seed)
     shifts = range(1, cfg.max_shift + 1)
     similarity = pe @ pe.T
     metrics = {
@@ -111,6 +134,10 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
         "rotation_error_seed_variant": max(rotation_error(long_seed, k) for k in shifts),
         "similarity_spread": similarity_spread(pe, cfg.max_shift),
         "similarity_spread_seed_variant": similarity_spread(seed_pe, cfg.max_shift),
+        "rotation_error_random_table": max(rotation_error(long_random, k) for k in shifts),
+        "similarity_spread_random_table": similarity_spread(
+            long_random[: cfg.num_positions], cfg.max_shift
+        ),
         "similarity_by_distance": [
             float(similarity.diagonal(k).mean()) for k in range(cfg.num_positions)
         ],
