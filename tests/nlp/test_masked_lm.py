@@ -74,6 +74,19 @@ def test_fixed_masks_are_identical_across_calls_and_leave_the_global_rng_alone(t
     del state
 
 
+def test_a_batch_without_a_masked_token_trains_on_a_zero_loss_not_nan(tokenizer):
+    model = _tiny_model(tokenizer)
+    batch = dict(fixed_evaluation_masks(tokenizer, CORPUS, random_state=0).tensors)
+    batch["labels"] = torch.full_like(batch["labels"], IGNORE_INDEX)
+    with torch.no_grad():  # the model's own mean over no targets is NaN
+        own = model(**{k: batch[k] for k in ("input_ids", "attention_mask", "labels")}).loss
+    loss, logs = masked_lm_step(model, batch)
+    loss.backward()
+    assert torch.isnan(own) and float(loss) == 0.0 and logs["masked_accuracy"] == 0.0
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.count_nonzero(g) == 0 for g in grads)
+
+
 def test_scores_match_a_loop_over_masked_tokens_and_the_models_own_loss(tokenizer):
     model = _tiny_model(tokenizer).eval()
     # every sentence masked four ways (~100 masked tokens): enough for accuracy to mean something

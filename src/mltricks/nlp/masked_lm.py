@@ -192,9 +192,17 @@ def _forward(model: nn.Module, batch: Mapping[str, torch.Tensor], **extra: Any) 
 def masked_lm_step(
     model: nn.Module, batch: Mapping[str, torch.Tensor]
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Training step: the model's own masked-LM loss (``.loss``); logs masked-token accuracy."""
-    output = _forward(model, batch, labels=batch["labels"])
+    """Training step: the model's own masked-LM loss (``.loss``); logs masked-token accuracy.
+
+    A batch whose random masking drew no token (possible with short texts) has nothing to
+    learn: its loss is a zero that keeps the graph, where the model's mean over no targets would
+    be NaN and stop the training.
+    """
     targets = batch["labels"] != IGNORE_INDEX
+    if not targets.any():
+        logits = _forward(model, batch).logits
+        return logits.sum() * 0.0, {"masked_accuracy": 0.0}
+    output = _forward(model, batch, labels=batch["labels"])
     predicted = output.logits.detach()[targets].argmax(-1)  # (num_targets,)
     correct = (predicted == batch["labels"][targets]).float().sum()
     return output.loss, {"masked_accuracy": float(correct / targets.sum().clamp(min=1))}

@@ -64,7 +64,8 @@ PRESETS = {
     "smoke": Preset(
         seeds=(0,),
         config={"epochs": 2, "lenet_epochs": 2, "eps": (0.0, 0.05, 0.1, 0.3)},
-        data_config=SMOKE_SUBSET,
+        # DATA_CONFIG's epochs would otherwise apply: smoke stays seconds long on real data
+        data_config={**SMOKE_SUBSET, "epochs": 2, "lenet_epochs": 2},
     ),
     "quick": Preset(
         seeds=(0, 1, 2),
