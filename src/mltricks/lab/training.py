@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from mltricks.lab import engine
+from mltricks.lab.baselines import logistic_regression_accuracy
 from mltricks.lab.config_fields import data_default
 from mltricks.lab.splits import validation_split
 from mltricks.models import LeNet, SmallCNN
@@ -34,6 +35,7 @@ __all__ = [
     "LeNetTraining",
     "SmallCNNTraining",
     "label_spreading_accuracy",
+    "logistic_regression_on_training_share",
     "names_learning_rates",
     "recalibrate_batch_norm",
     "train_lenet",
@@ -181,7 +183,7 @@ def _fit_classifier(
     """Adam on a training share of ``images`` with the learning rate decayed to 0 over the run
     (cosine, per step), validation accuracy on the rest (``model`` is trained in place and left
     in eval mode)."""
-    train, val = validation_split(labels, val_fraction, random_state=random_state, stratify=False)
+    train, val = _training_share(labels, val_fraction, random_state)
     loader = engine.make_loader(
         images[train], labels[train], batch_size=batch_size, shuffle=True, random_state=random_state
     )
@@ -201,6 +203,26 @@ def _fit_classifier(
     recalibrate_batch_norm(model, images[train])
     predicted = engine.predict(model, engine.make_loader(images[val], batch_size=500))
     return {"val_accuracy": float((predicted.argmax(-1) == labels[val]).float().mean())}
+
+
+def _training_share(labels: torch.Tensor, val_fraction: float, random_state: int) -> Any:
+    """The (train, validation) indices ``train_small_cnn`` and ``train_lenet`` split into."""
+    return validation_split(labels, val_fraction, random_state=random_state, stratify=False)
+
+
+def logistic_regression_on_training_share(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    test_images: torch.Tensor,
+    test_labels: torch.Tensor,
+    val_fraction: float,
+    random_state: int,
+) -> float:
+    """Test accuracy of logistic regression fitted on the very share of ``images`` that
+    ``train_small_cnn`` and ``train_lenet`` train on with the same ``val_fraction`` and
+    ``random_state``: the strong simple baseline of a network trained there."""
+    train, _ = _training_share(labels, val_fraction, random_state)
+    return logistic_regression_accuracy(images[train], labels[train], test_images, test_labels)
 
 
 def recalibrate_batch_norm(

@@ -33,16 +33,15 @@ import numpy as np
 import torch
 
 from mltricks.attacks import carlini_wagner, fgsm
-from mltricks.lab.baselines import logistic_regression_accuracy
 from mltricks.lab.config import DataSubset
 from mltricks.lab.config_fields import within
 from mltricks.lab.data_sources import IMAGE_DATA, SMOKE_SUBSET, SOURCES, read_images
 from mltricks.lab.experiment import Baseline, Claim, Preset, RunContext, Summary
 from mltricks.lab.plots import band, column_estimates, errorbar, show_image
-from mltricks.lab.splits import validation_split
 from mltricks.lab.training import (
     LeNetTraining,
     SmallCNNTraining,
+    logistic_regression_on_training_share,
     names_learning_rates,
     train_lenet,
     train_small_cnn,
@@ -444,5 +443,6 @@ def _logistic_regression_baseline(cfg: Config, ctx: RunContext) -> float:
     x_train, y_train, x_test, y_test = read_images(cfg, ctx)
     if cfg.num_test is not None:
         x_test, y_test = x_test[: cfg.num_test], y_test[: cfg.num_test]
-    train, _ = validation_split(y_train, cfg.val_fraction, random_state=ctx.seed, stratify=False)
-    return logistic_regression_accuracy(x_train[train], y_train[train], x_test, y_test)
+    return logistic_regression_on_training_share(
+        x_train, y_train, x_test, y_test, cfg.val_fraction, random_state=ctx.seed
+    )
