@@ -52,9 +52,11 @@ EXPERIMENTS = PACKAGE / "lab" / "experiments"
 # what an experiment may import from the lab: its infrastructure and the shared recipe modules
 LAB_INFRASTRUCTURE = ("config", "config_fields", "engine", "experiment", "stats", "runs")
 RECIPE_MODULES = (
+    "attacked_networks",
     "baselines",
     "data_formats",
     "data_sources",
+    "labeled_shares",
     "lr_problem",
     "plots",
     "semi_supervised",

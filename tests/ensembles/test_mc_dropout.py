@@ -196,7 +196,7 @@ def test_bad_arguments():
         MCDropout(_tabular(), 0)
     with pytest.raises(TypeError, match="batched"):
         MCDropout(_tabular(), 3, batched="yes")
-    with pytest.raises(TypeError, match=r"model must be a torch\.nn\.Module"):
+    with pytest.raises(TypeError, match=r"model must be an nn\.Module"):
         MCDropout(lambda x: x)
 
 

@@ -84,6 +84,28 @@ def test_a_failed_seed_and_a_dead_worker_are_reported_and_the_other_seeds_kept(
     assert "failed experiments: parallel" in printed.err
 
 
+def _already_imported(module: str) -> bool:  # runs in a worker: imports nothing itself
+    return module in sys.modules
+
+
+def test_local_workers_begin_with_what_this_process_imported():
+    assert parallel.worker_start_method("linux") == "fork"
+    assert parallel.worker_start_method("darwin") == "spawn"  # fork is unsafe on macOS
+    assert parallel.worker_start_method("win32") == "spawn"
+    if not sys.platform.startswith("linux"):
+        pytest.skip("workers are spawned here: they import what their tasks need")
+    import mltricks.lab.experiments.positional_encoding  # noqa: F401  (this process has it)
+
+    backend = parallel.open_backend(jobs=1)
+    try:
+        names = ["mltricks.lab.experiments.positional_encoding", "no.such.module"]
+        found = dict(backend.run(_already_imported, names, lambda task: None))
+    finally:
+        backend.close()
+    # a spawned worker would have to import the experiment (and torch) again
+    assert found == {names[0]: True, names[1]: False}
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

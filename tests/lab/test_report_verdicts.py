@@ -95,6 +95,24 @@ def test_a_network_below_its_baseline_says_so_in_one_line_at_the_end(tmp_path, m
     assert "warning" not in capsys.readouterr().err
 
 
+def test_the_fix_a_gap_names_leaves_out_the_preset_the_run_is_on():
+    from mltricks.lab.runs import _fix_from
+
+    fix = "--preset full (6 epochs), or more epochs with --set epochs=N"
+    assert _fix_from(fix, "quick") == fix
+    assert _fix_from(fix, "full") == "more epochs with --set epochs=N"
+    assert _fix_from("--preset quick or full, or --set epochs=20", "quick") == (
+        "--preset quick or full, or --set epochs=20"
+    )
+    assert _fix_from("--preset quick or full, or --set epochs=20", "full") == "--set epochs=20"
+    # nothing left to ask for: the line says the preset itself leaves the gap
+    assert _fix_from("--preset full (800 meta-iterations)", "full") == (
+        "the full preset itself leaves this gap"
+    )
+    assert _fix_from("--set steps=2000", "full") == "--set steps=2000"
+    assert _fix_from("--preset full", None) == "--preset full"  # no preset known: as written
+
+
 def test_list_names_each_experiments_data_formats(capsys):
     assert main(["list"]) == 0
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}

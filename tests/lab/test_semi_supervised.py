@@ -7,6 +7,7 @@ from torch import nn
 
 from mltricks.data import semi_supervised_loader
 from mltricks.lab import engine, registry, runs
+from mltricks.lab.baselines import logistic_regression_accuracy
 from mltricks.lab.config import ConfigError, resolve_config
 from mltricks.lab.semi_supervised import (
     ImageSplit,
@@ -171,3 +172,24 @@ def test_a_budget_sweep_keeps_ce_and_both_and_trains_only_those(tmp_path):
     assert trained == {"ce", "both", "logreg"}
     gain = metrics["test_accuracy_both"] - metrics["test_accuracy_ce"]
     assert metrics["accuracy_gain_both"] == pytest.approx(gain)
+
+
+def test_an_image_split_scores_a_model_on_its_parts_and_fits_its_baseline_on_every_label():
+    data = _tiny_split()
+    model = SmallCNN(1, 10, width=2).eval()
+    for part, (x, y) in {
+        "val": (data.val_x, data.val_y),
+        "test": (data.test_x, data.test_y),
+    }.items():
+        expected = engine.evaluate(model, engine.make_loader(x, y, batch_size=512))
+        assert data.evaluate(model, part) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="part"):
+        data.evaluate(model, "train")
+    # the validation images count: logistic regression sees the split's whole label budget
+    every_label = logistic_regression_accuracy(
+        torch.cat([data.labeled_x, data.val_x]),
+        torch.cat([data.labeled_y, data.val_y]),
+        data.test_x,
+        data.test_y,
+    )
+    assert data.logistic_regression_accuracy() == every_label

@@ -1,4 +1,5 @@
-"""Argument checks that raise errors naming the argument, the value and what is allowed."""
+"""Argument checks that raise errors naming the argument, the value and what is allowed, and
+the test of a JSON number that the data loaders and the lab's run files share."""
 
 from __future__ import annotations
 
@@ -14,6 +15,21 @@ def check_choice(name: str, value: Any, allowed: Collection[Any]) -> None:
     if value not in allowed:
         options = ", ".join(repr(a) for a in allowed)
         raise ValueError(f"{name} must be one of {options}; got {value!r}")
+
+
+def check_module(name: str, value: Any) -> None:
+    """Raise ``TypeError`` unless ``value`` is an ``nn.Module`` (a technique's model argument).
+
+    Example:
+        >>> check_module("model", lambda x: x)
+        Traceback (most recent call last):
+        ...
+        TypeError: model must be an nn.Module; got function
+    """
+    from torch import nn  # here, not above: the scikit-learn families import this module
+
+    if not isinstance(value, nn.Module):
+        raise TypeError(f"{name} must be an nn.Module; got {type(value).__name__}")
 
 
 def check_number(
@@ -52,3 +68,20 @@ def check_number(
     too_high = high is not None and (value > high if high_inclusive else value >= high)
     if too_low or too_high:
         raise ValueError(f"{wanted}; got {value!r}")
+
+
+def is_json_number(value: Any) -> bool:
+    """Whether a value read from JSON is a number a float can hold: not a boolean, and not an
+    integer past 1e308 (JSON integers have no limit; ``float`` raises on them).
+
+    Example:
+        >>> is_json_number(0.5), is_json_number(True), is_json_number(10**400)
+        (True, False, False)
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True

@@ -30,6 +30,7 @@ __all__ = [
     "check_inputs",
     "check_target",
     "class_scores",
+    "expand_target",
     "logits_of",
     "looks_like_probabilities",
 ]
@@ -136,13 +137,7 @@ def check_target(
             ) from error
     if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
         raise TypeError(f"{name} must hold integer class indices; got dtype {target.dtype}")
-    if target.dim() == 0:
-        target = target.expand(batch_size)
-    if target.shape != (batch_size,):
-        raise ValueError(
-            f"{name} must be an int or have shape (B,) = ({batch_size},); got shape "
-            f"{tuple(target.shape)}"
-        )
+    target = expand_target(target, batch_size, name)
     smallest, largest = (int(v) for v in torch.aminmax(target))
     if smallest < 0 or largest >= num_classes:
         raise ValueError(
@@ -150,3 +145,16 @@ def check_target(
             f"outputs); got values from {smallest} to {largest}"
         )
     return target.to(device=device, dtype=torch.long)
+
+
+def expand_target(target: torch.Tensor, batch_size: int, name: str = "target") -> torch.Tensor:
+    """A 0-d ``target`` (one class for every sample) repeated ``batch_size`` times; any other
+    must already have shape ``(B,)``. Its values are not checked: ``check_target`` does that."""
+    if target.dim() == 0:
+        target = target.expand(batch_size)
+    if target.shape != (batch_size,):
+        raise ValueError(
+            f"{name} must be an int or have shape (B,) = ({batch_size},); got shape "
+            f"{tuple(target.shape)}"
+        )
+    return target

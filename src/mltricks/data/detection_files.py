@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from mltricks._utils.checks import check_number
+from mltricks._utils.checks import check_number, is_json_number
 from mltricks.data.files import IMAGE_SUFFIXES, read_image_file, require_path
 
 Target = dict[str, torch.Tensor]
@@ -310,17 +310,6 @@ def _coco_entries(content: dict[str, Any], key: str, file: Path) -> list[dict[st
     return entries
 
 
-def _float_number(value: Any) -> bool:
-    """Whether a JSON value is a number a float can hold (JSON integers have no limit)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    try:
-        float(value)
-    except OverflowError:
-        return False
-    return True
-
-
 def load_coco(
     path: str | Path, *, image_root: str | Path | None = None, max_side: int | None = None
 ) -> DetectionData:
@@ -383,7 +372,7 @@ def load_coco(
                 f"{annotation['category_id']!r}; categories allows {sorted(label_of)}"
             )
         bbox = annotation["bbox"]
-        if not isinstance(bbox, list) or len(bbox) != 4 or not all(map(_float_number, bbox)):
+        if not isinstance(bbox, list) or len(bbox) != 4 or not all(map(is_json_number, bbox)):
             raise ValueError(
                 f"COCO file '{file}': annotation {annotation.get('id')} has bbox "
                 f"{bbox!r:.80}; expected four numbers [x, y, width, height]"

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.nn.modules.dropout import _DropoutNd
 
-from mltricks._utils.checks import check_number
+from mltricks._utils.checks import check_module, check_number
 from mltricks._utils.deprecation import renamed_argument
 from mltricks._utils.randomness import seed_from
 from mltricks._utils.state import get_rng_state, set_rng_state
@@ -106,8 +106,7 @@ class MCDropout(nn.Module):
         random_state: int | torch.Generator | None = None,
     ) -> None:
         super().__init__()
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+        check_module("model", model)
         check_number("num_samples", num_samples, low=1, integer=True)
         if batched is not None and not isinstance(batched, bool):
             raise TypeError(f"batched must be None (by device), True or False; got {batched!r}")

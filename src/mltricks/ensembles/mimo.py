@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mltricks._utils.checks import check_number
+from mltricks._utils.checks import check_module, check_number
 
 _INPUT_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
@@ -65,8 +65,7 @@ class MIMO(nn.Module):
         input_layer: str | None = None,
     ) -> None:
         super().__init__()
-        if not isinstance(backbone, nn.Module):
-            raise TypeError(f"backbone must be a torch.nn.Module; got {type(backbone).__name__}")
+        check_module("backbone", backbone)
         check_number("num_members", num_members, low=1, integer=True)
         check_number("feature_dim", feature_dim, low=1, integer=True)
         check_number("num_classes", num_classes, low=1, integer=True)

@@ -1,13 +1,20 @@
-"""Plumbing shared by the explainers: the target-score gradient and pixel relevance."""
+"""Plumbing shared by the explainers and the curves that score them: the target-score gradient,
+pixel relevance, and the target's score while chosen pixels are blanked out."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 import torch
 from torch import nn
 
+from mltricks._utils.checks import check_number
 from mltricks._utils.classifier import check_inputs, check_target, class_scores
+from mltricks._utils.hooks import eval_mode
+
+# what a curve reads: the target's softmax probability or its logit
+CURVE_OUTPUTS = ("logits", "probs")
 
 
 class Explainer(Protocol):
@@ -56,3 +63,48 @@ def pixel_relevance(attribution: torch.Tensor, name: str = "attribution") -> tor
     elif relevance.dim() == 4:
         relevance = relevance.amax(1)
     return relevance
+
+
+def check_curve_inputs(x: Any, steps: Any, fill: Any) -> torch.Tensor:
+    """``x`` checked to be images ``(B, C, H, W)``, and a curve's ``steps`` (an int >= 1) and
+    ``fill`` (a number)."""
+    x = check_inputs(x)
+    if x.dim() != 4:
+        raise ValueError(f"x must be images of shape (B, C, H, W); got shape {tuple(x.shape)}")
+    check_number("steps", steps, low=1, integer=True)
+    check_number("fill", fill)
+    return x
+
+
+def inverse_permutation(order: torch.Tensor) -> torch.Tensor:
+    """``(B, N)`` rank of every position in each row's ``order`` (``rank[b, order[b, k]] = k``)."""
+    rank = torch.empty_like(order)
+    positions = torch.arange(order.shape[1], device=order.device).expand_as(order)
+    return rank.scatter_(1, order, positions)
+
+
+def masked_target_scores(
+    model: nn.Module,
+    x: torch.Tensor,
+    target: Any,
+    masks: Iterable[torch.Tensor],
+    *,
+    fill: float,
+    output: str,
+) -> torch.Tensor:
+    """``(B, num_masks)`` score of ``target`` (``output``: ``"probs"`` or ``"logits"``) with the
+    pixels of each mask (boolean, broadcast to ``x``'s ``(B, C, H, W)``) set to ``fill``.
+
+    The model runs in eval mode and without gradients; the target is checked against the first
+    output (an int or ``(B,)`` classes).
+    """
+    labels = None
+    values = []
+    with eval_mode(model), torch.no_grad():
+        for mask in masks:
+            logits = class_scores(model, torch.where(mask, torch.full_like(x, fill), x))
+            if labels is None:
+                labels = check_target(target, len(x), logits.shape[1], logits.device)
+            scores = logits.softmax(1) if output == "probs" else logits
+            values.append(scores.gather(1, labels[:, None])[:, 0])
+    return torch.stack(values, dim=1)

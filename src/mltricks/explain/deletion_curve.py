@@ -14,13 +14,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from mltricks._utils.checks import check_choice, check_number
-from mltricks._utils.classifier import check_inputs, check_target, class_scores
-from mltricks._utils.hooks import eval_mode
+from mltricks._utils.checks import check_choice
 from mltricks._utils.randomness import torch_generator
-from mltricks.explain._common import pixel_relevance
-
-OUTPUTS = ("logits", "probs")
+from mltricks.explain._common import (
+    CURVE_OUTPUTS,
+    check_curve_inputs,
+    inverse_permutation,
+    masked_target_scores,
+    pixel_relevance,
+)
 
 
 @dataclass
@@ -84,12 +86,8 @@ def deletion_curve(
         >>> curve.scores.shape, curve.auc.shape
         (torch.Size([2, 5]), torch.Size([2]))
     """
-    x = check_inputs(x)
-    if x.dim() != 4:
-        raise ValueError(f"x must be images of shape (B, C, H, W); got shape {tuple(x.shape)}")
-    check_number("steps", steps, low=1, integer=True)
-    check_number("fill", fill)
-    check_choice("output", output, OUTPUTS)
+    x = check_curve_inputs(x, steps, fill)
+    check_choice("output", output, CURVE_OUTPUTS)
     batch, _, height, width = x.shape
     relevance = pixel_relevance(attribution).to(x.device)
     if attribution.dim() == 2 or relevance.shape != (batch, height, width):
@@ -107,20 +105,9 @@ def deletion_curve(
     orders = {"map": shuffled.gather(1, by_relevance), "random": shuffled}
     fractions = torch.linspace(0.0, 1.0, steps + 1, device=x.device)
     curves = {}
-    with eval_mode(model), torch.no_grad():
-        labels = None
-        for name, order in orders.items():
-            rank = torch.empty_like(order)
-            positions = torch.arange(num_pixels, device=x.device).expand_as(order)
-            rank.scatter_(1, order, positions)
-            rank = rank.view(batch, 1, height, width)
-            values = []
-            for step in range(steps + 1):
-                deleted = rank < round(num_pixels * step / steps)
-                logits = class_scores(model, torch.where(deleted, torch.full_like(x, fill), x))
-                if labels is None:
-                    labels = check_target(target, batch, logits.shape[1], logits.device)
-                scores = logits.softmax(1) if output == "probs" else logits
-                values.append(scores.gather(1, labels[:, None])[:, 0])
-            curves[name] = torch.stack(values, dim=1)
+    for name, order in orders.items():
+        rank = inverse_permutation(order).view(batch, 1, height, width)
+        # step k deletes the pixels ranked below its share of them
+        deleted = (rank < round(num_pixels * step / steps) for step in range(steps + 1))
+        curves[name] = masked_target_scores(model, x, target, deleted, fill=fill, output=output)
     return DeletionCurve(fractions, curves["map"], curves["random"])

@@ -15,13 +15,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from mltricks._utils.checks import check_choice, check_number
-from mltricks._utils.classifier import check_inputs, check_target, class_scores
+from mltricks._utils.checks import check_choice
 from mltricks._utils.deprecation import deprecation_warning
-from mltricks._utils.hooks import eval_mode
+from mltricks.explain._common import (
+    CURVE_OUTPUTS,
+    check_curve_inputs,
+    inverse_permutation,
+    masked_target_scores,
+)
 from mltricks.explain._scores_as_tensor import ScoresAsTensor
-
-OUTPUTS = ("logits", "probs")
 
 
 @dataclass(eq=False)
@@ -87,33 +89,25 @@ def masking_curve(
         >>> curve.scores.shape, curve.auc.shape
         (torch.Size([2, 11]), torch.Size([2]))
     """
-    x = check_inputs(x)
-    if x.dim() != 4:
-        raise ValueError(f"x must be images of shape (B, C, H, W); got shape {tuple(x.shape)}")
-    check_number("steps", steps, low=1, integer=True)
-    check_number("fill", fill)
+    x = check_curve_inputs(x, steps, fill)
     if output is None:
         deprecation_warning(
             "masking_curve() will read probabilities by default, as deletion_curve() does: "
             "pass output='probs' for the new default or output='logits' to keep logits."
         )
         output = "logits"
-    check_choice("output", output, OUTPUTS)
+    check_choice("output", output, CURVE_OUTPUTS)
     inside, distance = _region_distance(region, x)
     rank = _rank(distance)  # (B, H, W); pixels outside the region rank last
     count = inside.flatten(1).sum(1)  # (B,)
-    scores = []
-    with eval_mode(model), torch.no_grad():
-        for step in range(steps + 1):
-            masked_count = torch.round(count * step / steps)
-            mask = (rank < masked_count[:, None, None]).unsqueeze(1)  # (B, 1, H, W)
-            logits = class_scores(model, torch.where(mask, torch.full_like(x, fill), x))
-            if step == 0:
-                labels = check_target(target, len(x), logits.shape[1], logits.device)
-            values = logits.softmax(1) if output == "probs" else logits
-            scores.append(values.gather(1, labels[:, None])[:, 0])
+    # step k masks the k / steps share of each region, nearest its centre first: (B, 1, H, W)
+    masks = (
+        (rank < torch.round(count * step / steps)[:, None, None]).unsqueeze(1)
+        for step in range(steps + 1)
+    )
+    scores = masked_target_scores(model, x, target, masks, fill=fill, output=output)
     fractions = torch.linspace(0.0, 1.0, steps + 1, device=x.device)
-    return MaskingCurve(fractions, torch.stack(scores, dim=1))
+    return MaskingCurve(fractions, scores)
 
 
 def _region_distance(region: Any, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -177,8 +171,4 @@ def _region_distance(region: Any, x: torch.Tensor) -> tuple[torch.Tensor, torch.
 
 def _rank(values: torch.Tensor) -> torch.Tensor:
     """Rank of every pixel by ``values`` (ascending, ties by position), shaped like values."""
-    flat = values.flatten(1)
-    order = flat.argsort(dim=1, stable=True)
-    rank = torch.empty_like(order)
-    rank.scatter_(1, order, torch.arange(flat.shape[1], device=flat.device).expand_as(order))
-    return rank.view_as(values)
+    return inverse_permutation(values.flatten(1).argsort(dim=1, stable=True)).view_as(values)

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from mltricks._utils.checks import check_choice, check_number
-from mltricks._utils.classifier import check_inputs
+from mltricks._utils.classifier import check_inputs, expand_target
 from mltricks._utils.randomness import torch_generator
 from mltricks.explain._common import Explainer
 
@@ -111,12 +111,4 @@ def _per_sample(target: Any, batch: int, device: torch.device) -> int | torch.Te
     wrapped explainer checks the values)."""
     if isinstance(target, int) and not isinstance(target, bool):
         return target
-    target = torch.as_tensor(target, device=device)
-    if target.dim() == 0:
-        target = target.expand(batch)
-    if target.shape != (batch,):
-        raise ValueError(
-            f"target must be an int or have shape (B,) = ({batch},); got shape "
-            f"{tuple(target.shape)}"
-        )
-    return target
+    return expand_target(torch.as_tensor(target, device=device), batch)

@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ __all__ = [
     "Progress",
     "open_backend",
     "threads_per_worker",
+    "worker_start_method",
 ]
 
 # how long a --cluster address may take to answer before the command gives up
@@ -179,7 +181,7 @@ def open_backend(*, jobs: int | None = None, cluster: str | None = None) -> Back
     except MissingExtraError as error:
         raise BackendError(str(error)) from None
     import dask
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     # a dead worker fails its task at once (the default retries it on another worker, three
     # times): the result then says which task was running when the worker died
@@ -204,17 +206,32 @@ def open_backend(*, jobs: int | None = None, cluster: str | None = None) -> Back
         w for w in (os.environ.get("PYTHONWARNINGS"), quiet) if w
     )
     try:
-        local = LocalCluster(
-            n_workers=jobs,
-            threads_per_worker=1,  # one task per process: torch's seeds and threads are global
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=":0",  # any free port: never "8787 is already in use"
-            silence_logs=logging.ERROR,
-        )
+        with dask.config.set({"distributed.worker.multiprocessing-method": worker_start_method()}):
+            local = _local_cluster(jobs)
     finally:
         signal.signal(signal.SIGINT, previous)
     return DaskBackend(Client(local, set_as_default=False), cluster=local, workers=int(jobs or 1))
+
+
+def worker_start_method(platform: str = sys.platform) -> str:
+    """How ``--jobs`` starts its worker processes: forked from this one on Linux, so that they
+    begin with what it has imported (torch, torchvision, the experiments: seconds of imports
+    per worker, which a spawned worker repeats); spawned elsewhere (fork is not safe on macOS,
+    absent on Windows)."""
+    return "fork" if platform.startswith("linux") else "spawn"
+
+
+def _local_cluster(jobs: int | None) -> Any:
+    from distributed import LocalCluster
+
+    return LocalCluster(
+        n_workers=jobs,
+        threads_per_worker=1,  # one task per process: torch's seeds and threads are global
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=":0",  # any free port: never "8787 is already in use"
+        silence_logs=logging.ERROR,
+    )
 
 
 @dataclass

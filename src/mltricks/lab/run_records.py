@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mltricks._utils.checks import is_json_number as is_number
 from mltricks.lab.run_folder import read_json, run_state
 
 __all__ = [
@@ -75,18 +76,6 @@ def _need(value: Any, kinds: type | tuple[type, ...], where: str) -> Any:
 
 
 _UNREADABLE = object()
-
-
-def is_number(value: Any) -> bool:
-    """A JSON number the page can print: not a boolean, and a float (integers past 1e308, which
-    JSON allows, cannot be one)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    try:
-        float(value)
-    except OverflowError:
-        return False
-    return True
 
 
 def _too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:

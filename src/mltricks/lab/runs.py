@@ -26,6 +26,7 @@ import dataclasses
 import importlib
 import os
 import platform
+import re
 import socket
 import sys
 import tempfile
@@ -358,7 +359,7 @@ class _Job:
             self.run.write_json("claims.json", verdicts)
             for verdict in verdicts:
                 self.run.log(f"claim {verdict['verdict'].upper()}: {verdict['text']}")
-            gaps = below_baselines(self.plan.module, summary, self.data)
+            gaps = below_baselines(self.plan.module, summary, self.data, self.preset)
             for gap in gaps:
                 self.run.log(f"warning: {gap}")
             self.cpu_s += time.process_time() - cpu_started
@@ -469,11 +470,15 @@ class _Job:
 
 
 def below_baselines(
-    module: ModuleType, summary: Mapping[str, Estimate], data: Path | None
+    module: ModuleType,
+    summary: Mapping[str, Estimate],
+    data: Path | None,
+    preset: str | None = None,
 ) -> list[str]:
     """One line for each of the experiment's ``BASELINES`` whose network's mean is below its
     baseline's: a preset or ``--set`` that leaves the network below what a practitioner would
-    try first says so at the end of the run (not an error), naming what closes the gap."""
+    try first says so at the end of the run (not an error), naming what closes the gap from
+    ``preset`` (a fix that asks for this preset or a smaller one is left out)."""
     lines = []
     for baseline in getattr(module, "BASELINES", ()):
         if baseline.data_only and data is None:
@@ -483,9 +488,32 @@ def below_baselines(
             continue
         lines.append(
             f"{baseline.what} reached {baseline.metric} = {ours.mean:.3g}, below "
-            f"{baseline.baseline} = {theirs.mean:.3g} on the same data; {baseline.fix}"
+            f"{baseline.baseline} = {theirs.mean:.3g} on the same data; "
+            f"{_fix_from(baseline.fix, preset)}"
         )
     return lines
+
+
+_PRESET_ORDER = ("smoke", "quick", "full")
+
+
+def _fix_from(fix: str, preset: str | None) -> str:
+    """The alternatives of ``fix`` (", or "-separated) that can still help a run on ``preset``:
+    "--preset full, or --set epochs=20" on the full preset is "--set epochs=20"."""
+    if preset not in _PRESET_ORDER:
+        return fix
+    rank = _PRESET_ORDER.index(preset)
+    helpful = []
+    for option in fix.split(", or "):
+        head = option.split("(")[0]
+        if head.lstrip().startswith("--preset"):
+            named = [p for p in _PRESET_ORDER if re.search(rf"\b{p}\b", head)]
+            if named and all(_PRESET_ORDER.index(p) <= rank for p in named):
+                continue  # the run is already on that preset (or a larger one)
+        helpful.append(option.strip())
+    if not helpful:
+        return f"the {preset} preset itself leaves this gap"
+    return ", or ".join(helpful)
 
 
 class _SeedFailed(Exception):

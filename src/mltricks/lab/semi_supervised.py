@@ -12,15 +12,17 @@ on batches of ``mltricks.data.semi_supervised_loader``, augmented by
   the diagnostics callback.
 - ``choose_on_validation``: the model selection rule (validation accuracy, then NLL).
 - ``image_split``: labeled / validation / unlabeled / test images (the digits, or the data
-  folder given with ``--data``) for one seed; ``ImageSplit.loader`` its training batches.
+  folder given with ``--data``) for one seed; ``ImageSplit.loader`` its training batches,
+  ``ImageSplit.evaluate`` a model's validation or test scores and
+  ``ImageSplit.logistic_regression_accuracy`` the baseline with its labels.
 - ``curves`` and ``diagnostics_figure``: the per-epoch diagnostics as lists and as a figure.
-- ``SemiSupervisedTraining``: the settings both experiments share (the same network, batches,
-  augmentation and budget, so that they compare losses and nothing else; the budget in epochs,
-  or in optimizer steps with ``steps``, as with ``--data`` where 100 labels make an epoch a few
-  steps), ``FULL_BUDGET`` their full presets' budget on the digits, ``run_split`` a run's
-  ``image_split`` and ``train_from`` one training from given initial weights (its BatchNorm
-  statistics recomputed on the labeled images after training with ``recalibrate_bn``, the
-  default with ``--data``).
+- ``SemiSupervisedTraining``: the settings both experiments share (the same network,
+  ``SemiSupervisedTraining.network``, batches, augmentation and budget, so that they compare
+  losses and nothing else; the budget in epochs, or in optimizer steps with ``steps``, as with
+  ``--data`` where 100 labels make an epoch a few steps), ``FULL_BUDGET`` their full presets'
+  budget on the digits, ``run_split`` a run's ``image_split`` and ``train_from`` one training
+  from given initial weights (its BatchNorm statistics recomputed on the labeled images after
+  training with ``recalibrate_bn``, the default with ``--data``).
 
 Longer than the lab's 400 lines: the pieces above are the one semi-supervised training both
 experiments share, kept together so that they compare losses and nothing else.
@@ -40,10 +42,11 @@ from matplotlib.ticker import MaxNLocator
 from torch import nn
 from torch.utils.data import DataLoader
 
-from mltricks._utils.checks import check_number
+from mltricks._utils.checks import check_choice, check_number
 from mltricks._utils.deprecation import renamed_argument
 from mltricks.data import augmentation, semi_supervised_loader, split_labeled
 from mltricks.lab import engine
+from mltricks.lab.baselines import logistic_regression_accuracy
 from mltricks.lab.config import DataSubset
 from mltricks.lab.config_fields import within
 from mltricks.lab.data_sources import train_test_images
@@ -192,6 +195,24 @@ class ImageSplit:
             random_state=random_state,
         )
 
+    def evaluate(self, model: nn.Module, part: str = "test") -> dict[str, float]:
+        """``engine.evaluate`` of ``model`` (mean ``loss`` and ``accuracy``) on the validation
+        (``"val"``) or test (``"test"``) images."""
+        check_choice("part", part, ("val", "test"))
+        x, y = (self.val_x, self.val_y) if part == "val" else (self.test_x, self.test_y)
+        return engine.evaluate(model, engine.make_loader(x, y, batch_size=512))
+
+    def logistic_regression_accuracy(self) -> float:
+        """Test accuracy of logistic regression with the split's label budget: every labeled
+        image, the validation ones included (it chooses nothing on them). The strong simple
+        baseline of the networks trained on the split."""
+        return logistic_regression_accuracy(
+            torch.cat([self.labeled_x, self.val_x]),
+            torch.cat([self.labeled_y, self.val_y]),
+            self.test_x,
+            self.test_y,
+        )
+
 
 @renamed_argument("seed", "random_state")
 def image_split(
@@ -331,6 +352,11 @@ class SemiSupervisedTraining(BatchNormRecalibration, DataSubset):
     translate: float = 0.125
     noise: float = 0.05
 
+    def network(self, in_channels: int) -> SmallCNN:
+        """A fresh ``SmallCNN`` of these settings for 10 classes: the network every training of
+        both experiments starts from (its initial weights drawn from the global generator)."""
+        return SmallCNN(in_channels, 10, width=self.width, dropout=self.dropout)
+
 
 # both full presets on the digits: 640 of the digits' 1,337 unlabeled images keep them within
 # minutes on 2 cores; at 15 epochs and 512 unlabeled images the networks were still undertrained
@@ -388,7 +414,7 @@ def train_from(
     loader = data.loader(
         batch_size=cfg.batch_size, unlabeled_ratio=cfg.unlabeled_ratio, random_state=random_state
     )
-    model = SmallCNN(data.labeled_x.shape[1], 10, width=cfg.width, dropout=cfg.dropout)
+    model = cfg.network(data.labeled_x.shape[1])
     model.load_state_dict(initial)
     step = SemiSupervisedStep(
         num_classes=10,

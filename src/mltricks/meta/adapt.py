@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mltricks._utils.checks import check_number
+from mltricks._utils.checks import check_module, check_number
 from mltricks._utils.state import model_device
 from mltricks.meta import _batched
 
@@ -252,7 +252,6 @@ def _final_modes(learner: nn.Module, transductive: bool) -> None:
 
 
 def _check(model: Any, steps: Any, lr: Any) -> None:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be an nn.Module; got {type(model).__name__}")
+    check_module("model", model)
     check_number("steps", steps, low=0, integer=True)
     check_number("lr", lr, low=0.0)

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mltricks._utils.checks import check_number
+from mltricks._utils.checks import check_module, check_number
 from mltricks._utils.state import model_device
 from mltricks.meta import _batched
 from mltricks.meta.adapt import sgd
@@ -107,8 +107,7 @@ def reptile(
         >>> len(result.meta_lrs)  # one outer step per meta-iteration (1000 in the lab)
         10
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be an nn.Module; got {type(model).__name__}")
+    check_module("model", model)
     check_number("meta_iterations", meta_iterations, low=1, integer=True)
     check_number("meta_batch_size", meta_batch_size, low=1, integer=True)
     check_number("inner_steps", inner_steps, low=1, integer=True)

@@ -1,5 +1,5 @@
-"""A convolutional autoencoder for small images, and the encoder/decoder layers it shares with
-the VAE."""
+"""A convolutional autoencoder for small images, and the encoder/decoder layers and set-up it
+shares with the VAE."""
 
 from __future__ import annotations
 
@@ -73,7 +73,30 @@ def conv_decoder(
     return nn.Sequential(*layers)
 
 
-class Autoencoder(nn.Module):
+class _ConvLatentModel(nn.Module):
+    """What ``Autoencoder`` and ``VAE`` share: checked shapes, the stride-2 conv body of the
+    encoder, the heads a subclass puts on it (``_add_encoder``, the one hook) and the decoder
+    from a ``latent_dim`` code back to images in (0, 1) (each class documents its own
+    ``decode``, so that the API pages list it)."""
+
+    def __init__(
+        self, in_shape: Sequence[int], latent_dim: int, *, channels: Sequence[int] = (32, 64)
+    ) -> None:
+        super().__init__()
+        check_shape(in_shape, latent_dim, channels)
+        self.in_shape = tuple(int(v) for v in in_shape)
+        self.latent_dim = int(latent_dim)
+        body, features = conv_encoder(self.in_shape, channels)
+        # the encoder before the decoder: the initial weights are drawn in this order
+        self._add_encoder(body, features)
+        self.decoder = conv_decoder(self.in_shape, tuple(channels), latent_dim)
+
+    def _add_encoder(self, body: nn.Sequential, features: int) -> None:
+        """Set the encoder's modules from the conv ``body`` (to ``(B, features)``)."""
+        raise NotImplementedError
+
+
+class Autoencoder(_ConvLatentModel):
     """Convolutional autoencoder: ``encoder`` to a ``latent_dim`` code, ``decoder`` back.
 
     The encoder (stride-2 convolutions, then a linear layer to the code) is a feature extractor
@@ -96,16 +119,8 @@ class Autoencoder(nn.Module):
         torch.Size([2, 1, 28, 28])
     """
 
-    def __init__(
-        self, in_shape: Sequence[int], latent_dim: int, *, channels: Sequence[int] = (32, 64)
-    ) -> None:
-        super().__init__()
-        check_shape(in_shape, latent_dim, channels)
-        self.in_shape = tuple(int(v) for v in in_shape)
-        self.latent_dim = int(latent_dim)
-        body, features = conv_encoder(self.in_shape, channels)
-        self.encoder = nn.Sequential(*body, nn.Linear(features, latent_dim))
-        self.decoder = conv_decoder(self.in_shape, tuple(channels), latent_dim)
+    def _add_encoder(self, body: nn.Sequential, features: int) -> None:
+        self.encoder = nn.Sequential(*body, nn.Linear(features, self.latent_dim))
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Codes ``(B, latent_dim)`` of images ``(B, C, H, W)``."""

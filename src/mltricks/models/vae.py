@@ -3,7 +3,6 @@ loss, the negative evidence lower bound (ELBO)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -11,12 +10,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from mltricks._utils.checks import check_choice, check_number
-from mltricks.models.autoencoder import check_shape, conv_decoder, conv_encoder
+from mltricks.models.autoencoder import _ConvLatentModel
 
 RECONSTRUCTIONS = ("bce", "mse")
 
 
-class VAE(nn.Module):
+class VAE(_ConvLatentModel):
     """Convolutional VAE with a diagonal Gaussian posterior ``N(mu, sigma^2)`` and prior
     ``N(0, I)``.
 
@@ -43,17 +42,10 @@ class VAE(nn.Module):
         torch.Size([])
     """
 
-    def __init__(
-        self, in_shape: Sequence[int], latent_dim: int, *, channels: Sequence[int] = (32, 64)
-    ) -> None:
-        super().__init__()
-        check_shape(in_shape, latent_dim, channels)
-        self.in_shape = tuple(int(v) for v in in_shape)
-        self.latent_dim = int(latent_dim)
-        self.encoder, features = conv_encoder(self.in_shape, channels)
-        self.mu = nn.Linear(features, latent_dim)
-        self.log_sigma = nn.Linear(features, latent_dim)
-        self.decoder = conv_decoder(self.in_shape, tuple(channels), latent_dim)
+    def _add_encoder(self, body: nn.Sequential, features: int) -> None:
+        self.encoder = body
+        self.mu = nn.Linear(features, self.latent_dim)
+        self.log_sigma = nn.Linear(features, self.latent_dim)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and standard deviation, each ``(B, latent_dim)``."""

@@ -12,8 +12,7 @@ import torch
 from torch import nn
 
 from mltricks._utils.checks import check_choice
-
-REDUCTIONS = ("mean", "sum", "none")
+from mltricks.semi_supervised._reduction import REDUCTIONS, reduce_per_sample
 
 
 def consistency_loss(
@@ -64,11 +63,7 @@ def consistency_loss(
     target = logits.detach() if detach_target else logits
     difference = target.softmax(dim=-1) - logits_augmented.softmax(dim=-1)
     per_sample = difference.pow(2).sum(dim=-1)
-    if reduction == "mean":
-        return per_sample.mean()
-    if reduction == "sum":
-        return per_sample.sum()
-    return per_sample
+    return reduce_per_sample(per_sample, reduction)
 
 
 class ConsistencyLoss(nn.Module):

@@ -10,8 +10,7 @@ import torch
 from torch import nn
 
 from mltricks._utils.checks import check_choice
-
-REDUCTIONS = ("mean", "sum", "none")
+from mltricks.semi_supervised._reduction import REDUCTIONS, reduce_per_sample
 
 
 def mutual_exclusivity_loss(logits: torch.Tensor, *, reduction: str = "mean") -> torch.Tensor:
@@ -59,11 +58,7 @@ def mutual_exclusivity_loss(logits: torch.Tensor, *, reduction: str = "mean") ->
     before = torch.cumprod(torch.cat([ones, off[..., :-1]], dim=-1), dim=-1)
     after = torch.cumprod(torch.cat([ones, off[..., 1:].flip(-1)], dim=-1), dim=-1).flip(-1)
     per_sample = -(probabilities * before * after).sum(dim=-1)
-    if reduction == "mean":
-        return per_sample.mean()
-    if reduction == "sum":
-        return per_sample.sum()
-    return per_sample
+    return reduce_per_sample(per_sample, reduction)
 
 
 class MutualExclusivityLoss(nn.Module):

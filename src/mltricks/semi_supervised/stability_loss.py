@@ -12,8 +12,7 @@ import torch
 from torch import nn
 
 from mltricks._utils.checks import check_choice
-
-REDUCTIONS = ("mean", "sum", "none")
+from mltricks.semi_supervised._reduction import REDUCTIONS, reduce_per_sample
 
 
 def stability_loss(
@@ -50,11 +49,7 @@ def stability_loss(
     probabilities = views.softmax(dim=-1)  # (n, B, C)
     centred = probabilities - probabilities.mean(dim=0, keepdim=True)
     per_sample = views.shape[0] * centred.pow(2).sum(dim=(0, 2))  # (B,)
-    if reduction == "mean":
-        return per_sample.mean()
-    if reduction == "sum":
-        return per_sample.sum()
-    return per_sample
+    return reduce_per_sample(per_sample, reduction)
 
 
 def _stack_views(logits_per_view: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:

@@ -51,6 +51,7 @@ from mltricks.lab.baselines import logistic_regression_accuracy
 from mltricks.lab.config import DataSubset
 from mltricks.lab.data_sources import read_images
 from mltricks.lab.experiment import Baseline, Claim, Preset, RunContext, Summary
+from mltricks.lab.plots import show_image
 from mltricks.lab.splits import labeled_split
 from mltricks.lab.training import names_learning_rates
 from mltricks.models import Autoencoder
@@ -201,17 +202,12 @@ def load_sets(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     if ctx.data is None:
         x_train, y_train = load_digits_images(split="train")
         x_test, y_test = load_digits_images(split="test")
-        size = x_train.shape[-1]
-        similar = {
-            "train": scene_crops(cfg.num_scene_crops, size, "train", random_state=ctx.seed),
-            "test": scene_crops(len(x_test), size, "test", random_state=10_000 + ctx.seed),
-        }
+        similar = _scene_sets(cfg.num_scene_crops, x_test, ctx.seed)
         names = ("digits", "scenes", "noise")
     else:
         root = ctx.data
         x_train, y_train, x_test, y_test = read_images(cfg, ctx, source="mnist")
         x_train, x_test = F.pad(x_train, (2, 2, 2, 2)), F.pad(x_test, (2, 2, 2, 2))  # 32x32
-        size = x_train.shape[-1]
         if _has_cifar100(root):
             similar = {}
             for split, cap in (("train", cfg.max_train), ("test", cfg.max_test)):
@@ -220,10 +216,7 @@ def load_sets(cfg: Config, ctx: RunContext) -> dict[str, Any]:
                 similar[split] = gray[:cap] if cap else gray
             names = ("mnist", "cifar100", "noise")
         else:
-            similar = {
-                "train": scene_crops(len(x_train), size, "train", random_state=ctx.seed),
-                "test": scene_crops(len(x_test), size, "test", random_state=10_000 + ctx.seed),
-            }
+            similar = _scene_sets(len(x_train), x_test, ctx.seed)
             names = ("mnist", "scenes", "noise")
     sets = {
         names[0]: {"train": x_train, "test": x_test},
@@ -234,6 +227,16 @@ def load_sets(cfg: Config, ctx: RunContext) -> dict[str, Any]:
         },
     }
     return {"train": (x_train, y_train), "test": (x_test, y_test), "sets": sets, "names": names}
+
+
+def _scene_sets(num_train: int, x_test: torch.Tensor, seed: int) -> dict[str, torch.Tensor]:
+    """Scene crops of the test images' size: ``num_train`` from the training digits and as many
+    as ``x_test`` from the held-out ones (seeds ``seed`` and ``10_000 + seed``)."""
+    size = x_test.shape[-1]
+    return {
+        "train": scene_crops(num_train, size, "train", random_state=seed),
+        "test": scene_crops(len(x_test), size, "test", random_state=10_000 + seed),
+    }
 
 
 def _has_cifar100(root: Path) -> bool:
@@ -431,8 +434,7 @@ def plot_reconstructions(ctx: RunContext, autoencoders, sets, names) -> None:
         for r, row in enumerate(rows):
             for c in range(count):
                 ax = axes[r, block * count + c]
-                ax.imshow(row[c, 0].numpy(), cmap="gray", vmin=0, vmax=1)
-                ax.set(xticks=[], yticks=[])
+                show_image(ax, row[c])
                 if c == 0 and block == 0:
                     ax.set_ylabel("input" if r == 0 else f"AE {names[r - 1]}", fontsize=8)
             axes[0, block * count].set_title(f"{evaluated_on} images", fontsize=9, loc="left")
@@ -460,8 +462,7 @@ def plot_augmentations(ctx: RunContext, cfg: Config, autoencoder, images) -> Non
     labels = ["input", "reconstruction", "noisy code", "noisy code", "noisy code"]
     for r, row in enumerate(rows):
         for c in range(len(images)):
-            axes[r, c].imshow(row[c, 0].cpu().numpy(), cmap="gray", vmin=0, vmax=1)
-            axes[r, c].set(xticks=[], yticks=[])
+            show_image(axes[r, c], row[c])
         axes[r, 0].set_ylabel(labels[r], fontsize=7)
     ctx.savefig(
         fig,

@@ -33,28 +33,27 @@ import numpy as np
 import torch
 
 from mltricks.attacks import carlini_wagner, fgsm
-from mltricks.lab.config import DataSubset
-from mltricks.lab.config_fields import within
-from mltricks.lab.data_sources import IMAGE_DATA, SMOKE_SUBSET, SOURCES, read_images
-from mltricks.lab.experiment import Baseline, Claim, Preset, RunContext, Summary
-from mltricks.lab.plots import band, column_estimates, errorbar, show_image
-from mltricks.lab.training import (
-    LeNetTraining,
-    SmallCNNTraining,
-    logistic_regression_on_training_share,
-    names_learning_rates,
-    train_lenet,
-    train_small_cnn,
+from mltricks.lab.attacked_networks import (
+    NETWORK_BASELINES,
+    AttackedNetworksTraining,
+    logistic_regression_baseline,
+    train_attacked_networks,
 )
+from mltricks.lab.config_fields import within
+from mltricks.lab.data_sources import IMAGE_DATA, SMOKE_SUBSET, SOURCES
+from mltricks.lab.experiment import Claim, Preset, RunContext, Summary
+from mltricks.lab.plots import band, column_estimates, errorbar, show_image
+from mltricks.lab.training import names_learning_rates
 
 SYSTEM = "Adversarial Attacks"
 DESCRIPTION = "Carlini-Wagner L2 on a CNN and LeNet: targeted success, L2 vs targeted FGSM, kappa"
 DATA = IMAGE_DATA
 DATA_FORMATS = SOURCES
+BASELINES = NETWORK_BASELINES
 
 
 @dataclass
-class Config(DataSubset, SmallCNNTraining, LeNetTraining):  # the networks both attacks attack
+class Config(AttackedNetworksTraining):  # the networks both attack experiments attack
     target_digit: int = 0
     c: float = 1.0
     steps: int = 100
@@ -155,10 +154,6 @@ CLAIMS = (
         ("median_l2_gap_random", "cw_median_l2_random", "cw_median_l2_lenet_random"),
         min_seeds=3,
     ),
-)
-BASELINES = (
-    Baseline("clean_accuracy", "logreg_accuracy", "the attacked CNN", "--set epochs=..."),
-    Baseline("lenet_clean_accuracy", "logreg_accuracy", "the LeNet", "--set lenet_epochs=..."),
 )
 
 
@@ -266,16 +261,8 @@ def _compare_with_fgsm(
 
 @names_learning_rates
 def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
-    x_train, y_train, x, y = read_images(cfg, ctx)
-    model, training = train_small_cnn(x_train, y_train, cfg, random_state=ctx.seed, desc="cnn")
-    lenet, lenet_training = train_lenet(
-        x_train, y_train, cfg, val_fraction=cfg.val_fraction, random_state=ctx.seed
-    )
-    model.to(ctx.device)
-    lenet.to(ctx.device)
-    if cfg.num_test is not None:
-        x, y = x[: cfg.num_test], y[: cfg.num_test]
-    x, y = x.to(ctx.device), y.to(ctx.device)
+    networks = train_attacked_networks(cfg, ctx, num_test=cfg.num_test)
+    model, lenet, x, y = networks.cnn, networks.lenet, networks.x_test, networks.y_test
     with torch.no_grad():
         clean_accuracy = float((model(x).argmax(1) == y).float().mean())
         lenet_clean_accuracy = float((lenet(x).argmax(1) == y).float().mean())
@@ -289,9 +276,9 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     }
     metrics: dict[str, Any] = {
         "clean_accuracy": clean_accuracy,
-        **training,
+        "val_accuracy": networks.val_accuracy,
         "lenet_clean_accuracy": lenet_clean_accuracy,
-        "lenet_val_accuracy": lenet_training["val_accuracy"],
+        "lenet_val_accuracy": networks.lenet_val_accuracy,
     }
     sweeps, results = {}, {}
     for name, (inputs, targets) in tasks.items():
@@ -433,16 +420,4 @@ def summarize(
         "radius, for the attacked CNN and the FGSM tutorial's LeNet trained on the same images "
         "(mean and 95% interval over seeds): the networks' robustness curves",
     )
-    return {"logreg_accuracy": _logistic_regression_baseline(cfg, ctx)}
-
-
-def _logistic_regression_baseline(cfg: Config, ctx: RunContext) -> float:
-    """Test accuracy (on the attacked test images) of logistic regression on the first seed's
-    training share, the images both networks trained on: once per run, as on all 51,000
-    Fashion-MNIST training images it costs about two CPU-minutes."""
-    x_train, y_train, x_test, y_test = read_images(cfg, ctx)
-    if cfg.num_test is not None:
-        x_test, y_test = x_test[: cfg.num_test], y_test[: cfg.num_test]
-    return logistic_regression_on_training_share(
-        x_train, y_train, x_test, y_test, cfg.val_fraction, random_state=ctx.seed
-    )
+    return {"logreg_accuracy": logistic_regression_baseline(cfg, ctx, num_test=cfg.num_test)}

@@ -30,23 +30,24 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.cluster import KMeans
-from sklearn.linear_model import LogisticRegression
-from sklearn.semi_supervised import LabelSpreading
 
-from mltricks.data import split_labeled
 from mltricks.lab.data_sources import (
     IMAGE_DATA,
     PIXEL_FEATURES_DATA,
     SMOKE_SUBSET,
     SOURCES,
-    PixelFeatures,
     read_features,
 )
 from mltricks.lab.experiment import Claim, Preset, RunContext, Summary
-from mltricks.lab.plots import band, column_estimates, errorbar
+from mltricks.lab.labeled_shares import (
+    LabeledShareSweep,
+    accuracy_vs_labeled_figure,
+    labeled_shares,
+    share_baselines,
+)
+from mltricks.lab.plots import band, column_estimates
 from mltricks.lab.splits import check_percent_tags, percent_tag
 from mltricks.lab.stats import mean_interval
-from mltricks.lab.training import label_spreading_accuracy
 from mltricks.semi_supervised import ClusterThenLabel
 
 SYSTEM = "Semi-Supervised Clustering (Cluster-Then-Label)"
@@ -56,14 +57,11 @@ DATA_FORMATS = SOURCES
 
 
 @dataclass
-class Config(PixelFeatures):  # the pool both experiments share
-    fractions: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1)
+class Config(LabeledShareSweep):  # the pool, shares and baselines both experiments share
     alphas: tuple[float, ...] = (0.0, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
     n_clusters: int = 10
     max_iter: int = 100
     figure_alpha: float = 0.1  # alpha of the objective figure
-    spreading_neighbors: int = 7
-    logreg_c: float = 10.0
 
 
 DATA_CONFIG = PIXEL_FEATURES_DATA
@@ -155,10 +153,8 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
         "acc_kmeans_all_labels": float(np.mean(all_votes[test_clusters] == y_test)),
     }
     histories = {}
-    for fraction in cfg.fractions:
-        tag = percent_tag(fraction)
-        labeled = split_labeled(y_pool, fraction, random_state=ctx.seed)
-        y_semi = np.where(labeled, y_pool, -1)
+    for share in labeled_shares(cfg, y_pool, random_state=ctx.seed):
+        tag, y_semi = share.tag, share.y_semi
         val_acc, test_acc, moves = [], [], []
         for alpha in cfg.alphas:
             model = ClusterThenLabel(
@@ -168,18 +164,11 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
             test_acc.append(model.score(X_test, y_test))
             moves.append(model.n_moves_)
             if alpha == cfg.figure_alpha:
-                histories[fraction] = model.objective_history_
+                histories[share.fraction] = model.objective_history_
         votes = _cluster_vote(kmeans.labels_, kmeans.cluster_centers_, y_semi)
-        spreading = LabelSpreading(kernel="knn", n_neighbors=cfg.spreading_neighbors)
-        logreg = LogisticRegression(C=cfg.logreg_c, max_iter=1000)
-        metrics |= {
-            f"n_labeled_{tag}": int(labeled.sum()),
+        metrics |= share_baselines(cfg, share, X_pool, X_test, y_test) | {
             f"acc_ctl_alpha0_{tag}": test_acc[cfg.alphas.index(0.0)] if 0.0 in cfg.alphas else None,
             f"acc_kmeans_vote_{tag}": float(np.mean(votes[test_clusters] == y_test)),
-            f"acc_label_spreading_{tag}": label_spreading_accuracy(
-                spreading, X_pool, y_semi, X_test, y_test
-            ),
-            f"acc_logreg_{tag}": logreg.fit(X_pool[labeled], y_pool[labeled]).score(X_test, y_test),
             f"ctl_val_acc_{tag}": val_acc,
             f"ctl_test_acc_{tag}": test_acc,
             f"ctl_moves_{tag}": moves,
@@ -251,15 +240,9 @@ def _method_rows(cfg: Config, summary: Summary, extra: dict[str, Any]):
 
 
 def _plot_accuracy_vs_fraction(cfg, summary: Summary, extra, ctx: RunContext) -> None:
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    percent = np.array(cfg.fractions) * 100
-    for offset, (label, estimates) in enumerate(_method_rows(cfg, summary, extra).items()):
-        x = percent * (1 + 0.03 * (offset - 2))  # spread the error bars apart
-        errorbar(ax, x, estimates, marker="o", capsize=3, label=label)
+    fig, ax = accuracy_vs_labeled_figure(cfg.fractions, _method_rows(cfg, summary, extra))
     ceiling = summary["acc_kmeans_all_labels"].mean
     ax.axhline(ceiling, color="0.4", ls=":", lw=1, label="KMeans + vote with every label")
-    ax.set(xscale="log", xlabel="labeled share of the pool (%)", ylabel="test accuracy")
-    ax.set_xticks(percent, [f"{p:g}" for p in percent])
     ax.legend(fontsize=8)
     ctx.savefig(
         fig,

@@ -25,11 +25,8 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from matplotlib.ticker import MaxNLocator
 
-from mltricks.lab import engine
-from mltricks.lab.baselines import logistic_regression_accuracy
 from mltricks.lab.data_sources import IMAGE_DATA, SOURCES
 from mltricks.lab.experiment import Baseline, Claim, Preset, RunContext, Summary
 from mltricks.lab.plots import band, column_estimates, errorbar
@@ -45,7 +42,6 @@ from mltricks.lab.semi_supervised import (
 )
 from mltricks.lab.stats import interval_arrays
 from mltricks.lab.training import names_learning_rates
-from mltricks.models import SmallCNN
 
 SYSTEM = "Consistency Regularization"
 DESCRIPTION = (
@@ -166,8 +162,7 @@ def _train(
         num_views=1,
         detach_target=cfg.detach_target,
     )
-    val = engine.evaluate(model, engine.make_loader(data.val_x, data.val_y, batch_size=512))
-    test = engine.evaluate(model, engine.make_loader(data.test_x, data.test_y, batch_size=512))
+    val, test = data.evaluate(model, "val"), data.evaluate(model, "test")
     scores = {
         "val_accuracy": val["accuracy"],
         "val_nll": val["loss"],
@@ -175,10 +170,6 @@ def _train(
         "test_nll": test["loss"],
     }
     return scores, curves(history)
-
-
-def _initial(cfg: Config, in_channels: int) -> dict[str, Any]:
-    return SmallCNN(in_channels, 10, width=cfg.width, dropout=cfg.dropout).state_dict()
 
 
 def validate(cfg: Config) -> None:
@@ -192,7 +183,7 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     # the split draws only from its own seeded generators: the initial weights do not depend on
     # whether it is made first
     data = _split(cfg, ctx, cfg.labeled_share)
-    initial = _initial(cfg, data.labeled_x.shape[1])
+    initial = cfg.network(data.labeled_x.shape[1]).state_dict()
     scores, per_lambda_curves = [], {}
     for lam in cfg.lambdas:
         result, history = _train(cfg, data, lam, ctx.seed, initial)
@@ -205,7 +196,7 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     best = choose_on_validation(scores)  # validation accuracy, ties by validation NLL
     chosen = cfg.lambdas[best]
     baseline = scores[cfg.lambdas.index(0.0)]
-    logreg = _logreg_accuracy(data)  # the practitioner's first try, same label budget
+    logreg = data.logistic_regression_accuracy()  # the practitioner's first try
     metrics: dict[str, Any] = {
         "num_labeled_train": len(data.labeled_y),
         "num_validation": len(data.val_y),
@@ -269,7 +260,7 @@ def _labeled_share_sweep(
             chosen_scores = (
                 zero if chosen == 0 else _train(cfg, split, chosen, ctx.seed, initial)[0]
             )
-            share_logreg = _logreg_accuracy(split)
+            share_logreg = split.logistic_regression_accuracy()
         gain = chosen_scores["test_accuracy"] - zero["test_accuracy"]
         sweep.append(
             {
@@ -281,17 +272,6 @@ def _labeled_share_sweep(
             }
         )
     return sweep
-
-
-def _logreg_accuracy(data: ImageSplit) -> float:
-    """Logistic regression's test accuracy with the split's label budget: every labeled image,
-    the validation ones included (it chooses nothing on them)."""
-    return logistic_regression_accuracy(
-        torch.cat([data.labeled_x, data.val_x]),
-        torch.cat([data.labeled_y, data.val_y]),
-        data.test_x,
-        data.test_y,
-    )
 
 
 def summarize(
@@ -316,24 +296,14 @@ def _vary_lambda_figure(
         means, _, _ = interval_arrays(estimates)
         ax.plot(positions, means, "-o", color=color, label=label)
         band(ax, positions, estimates, color=color, alpha=0.2)
-    ax.set(
-        xticks=positions,
-        xticklabels=[f"{lam:g}" for lam in lambdas],
-        xlabel="lambda",
-        ylabel="accuracy",
-        title=f"vary lambda: mean and 95% interval over {len(results)} seeds",
-    )
+    ax.set(ylabel="accuracy", title=f"vary lambda: mean and 95% interval over {len(results)} seeds")
     ax.legend(fontsize=8)
     picks = [lambdas.index(r["chosen_lambda"]) for r in results]
     ax_pick.bar(positions, np.bincount(picks, minlength=len(lambdas)), color="C2")
     ax_pick.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax_pick.set(
-        xticks=positions,
-        xticklabels=[f"{lam:g}" for lam in lambdas],
-        xlabel="lambda",
-        ylabel="seeds",
-        title="lambda chosen on validation",
-    )
+    ax_pick.set(ylabel="seeds", title="lambda chosen on validation")
+    for panel in (ax, ax_pick):  # both panels: one bar or point per lambda
+        panel.set(xticks=positions, xticklabels=[f"{lam:g}" for lam in lambdas], xlabel="lambda")
     fig.tight_layout()
     ctx.savefig(
         fig,

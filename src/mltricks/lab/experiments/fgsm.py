@@ -28,27 +28,26 @@ import numpy as np
 import torch
 
 from mltricks.attacks import fgsm
-from mltricks.lab.config import DataSubset
-from mltricks.lab.data_sources import IMAGE_DATA, SMOKE_SUBSET, SOURCES, read_images
-from mltricks.lab.experiment import Baseline, Claim, Preset, RunContext, Summary
-from mltricks.lab.plots import band, column_estimates, show_image
-from mltricks.lab.training import (
-    LeNetTraining,
-    SmallCNNTraining,
-    logistic_regression_on_training_share,
-    names_learning_rates,
-    train_lenet,
-    train_small_cnn,
+from mltricks.lab.attacked_networks import (
+    NETWORK_BASELINES,
+    AttackedNetworksTraining,
+    logistic_regression_baseline,
+    train_attacked_networks,
 )
+from mltricks.lab.data_sources import IMAGE_DATA, SMOKE_SUBSET, SOURCES
+from mltricks.lab.experiment import Claim, Preset, RunContext, Summary
+from mltricks.lab.plots import band, column_estimates, show_image
+from mltricks.lab.training import names_learning_rates
 
 SYSTEM = "Adversarial Attacks"
 DESCRIPTION = "FGSM on a CNN and the tutorial's LeNet: accuracy and true-class score, eps 0 to 0.5"
 DATA = IMAGE_DATA
 DATA_FORMATS = SOURCES
+BASELINES = NETWORK_BASELINES
 
 
 @dataclass
-class Config(DataSubset, SmallCNNTraining, LeNetTraining):  # the networks both attacks attack
+class Config(AttackedNetworksTraining):  # the networks both attack experiments attack
     eps: tuple[float, ...] = (0.0, 0.02, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
     claim_eps: float = 0.1
     compare_eps: float = 0.05  # where the CNN's robustness is compared with LeNet's
@@ -112,10 +111,6 @@ CLAIMS = (
         min_seeds=5,
     ),
 )
-BASELINES = (
-    Baseline("clean_accuracy", "logreg_accuracy", "the attacked CNN", "--set epochs=..."),
-    Baseline("lenet_clean_accuracy", "logreg_accuracy", "the LeNet", "--set lenet_epochs=..."),
-)
 
 
 def _predict(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -138,7 +133,8 @@ def _sweep(
     versions of the first ``keep`` images (for the example figure)."""
     correct, true_prob, true_logit, kept = [], [], [], []
     for eps in cfg.eps:
-        right, prob, logit, first = [], [], [], []
+        right, prob, logit = [], [], []
+        first: list[torch.Tensor] = []  # the adversarial versions of the first keep images
         for inputs, labels in zip(x.split(cfg.attack_batch), y.split(cfg.attack_batch)):
             adversarial = fgsm(model, inputs, labels, eps=eps)
             logits = _predict(model, adversarial)
@@ -153,52 +149,52 @@ def _sweep(
     return torch.stack(correct), true_prob, true_logit, kept
 
 
+def _network_metrics(
+    cfg: Config, prefix: str, accuracy: list[float], val_accuracy: float
+) -> dict[str, float]:
+    """One network's clean test accuracy (eps 0) and validation accuracy, and its accuracy at
+    ``claim_eps`` and ``compare_eps``, also as a share of the clean one: ``<prefix><metric>``."""
+    clean = accuracy[0]
+    at_claim, at_compare = cfg.eps.index(cfg.claim_eps), cfg.eps.index(cfg.compare_eps)
+    return {
+        f"{prefix}clean_accuracy": clean,
+        f"{prefix}val_accuracy": val_accuracy,
+        f"{prefix}accuracy_at_claim_eps": accuracy[at_claim],
+        f"{prefix}accuracy_ratio_at_claim_eps": accuracy[at_claim] / clean,
+        f"{prefix}accuracy_at_compare_eps": accuracy[at_compare],
+        f"{prefix}accuracy_ratio_at_compare_eps": accuracy[at_compare] / clean,
+    }
+
+
 @names_learning_rates
 def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
-    x_train, y_train, x_test, y_test = read_images(cfg, ctx)
-    model, training = train_small_cnn(x_train, y_train, cfg, random_state=ctx.seed, desc="cnn")
-    lenet, lenet_training = train_lenet(
-        x_train, y_train, cfg, val_fraction=cfg.val_fraction, random_state=ctx.seed
-    )
-    x, y = x_test.to(ctx.device), y_test.to(ctx.device)
-
-    correct_grid, prob, logit, adversarials = _sweep(
-        cfg, model.to(ctx.device), x, y, keep=cfg.num_examples
-    )
+    networks = train_attacked_networks(cfg, ctx)
+    model, x, y = networks.cnn, networks.x_test, networks.y_test
+    correct_grid, prob, logit, adversarials = _sweep(cfg, model, x, y, keep=cfg.num_examples)
     accuracy = correct_grid.float().mean(1).tolist()
-    lenet_correct, lenet_prob, _, _ = _sweep(cfg, lenet.to(ctx.device), x, y)
+    lenet_correct, lenet_prob, _, _ = _sweep(cfg, networks.lenet, x, y)
     lenet_accuracy = lenet_correct.float().mean(1).tolist()
 
     # fooled at some eps, classified correctly again at a larger one
     fooled_before = (~correct_grid).int().cummax(0).values.bool()
     recovered = (fooled_before[:-1] & correct_grid[1:]).any(0) & correct_grid[0]
-    clean, lenet_clean = accuracy[0], lenet_accuracy[0]
-    at_claim, at_compare = cfg.eps.index(cfg.claim_eps), cfg.eps.index(cfg.compare_eps)
     lowest = int(np.argmin(accuracy))
     if ctx.first_seed:
         _example_figure(cfg, ctx, model, x, y, adversarials)
+    cnn = _network_metrics(cfg, "", accuracy, networks.val_accuracy)
+    lenet = _network_metrics(cfg, "lenet_", lenet_accuracy, networks.lenet_val_accuracy)
     return {
-        "clean_accuracy": clean,
-        "val_accuracy": training["val_accuracy"],
-        "accuracy_at_claim_eps": accuracy[at_claim],
-        "accuracy_ratio_at_claim_eps": accuracy[at_claim] / clean,
-        "accuracy_at_compare_eps": accuracy[at_compare],
-        "accuracy_ratio_at_compare_eps": accuracy[at_compare] / clean,
+        **cnn,
         "lowest_accuracy": accuracy[lowest],
         "eps_of_lowest_accuracy": cfg.eps[lowest],
         "accuracy_at_largest_eps": accuracy[-1],
         "eps_of_lowest_true_prob": cfg.eps[int(np.argmin(prob))],
         "true_prob_rise_after_minimum": prob[-1] - min(prob),
         "share_recovered_at_larger_eps": float(recovered.float().mean()),
-        "lenet_clean_accuracy": lenet_clean,
-        "lenet_val_accuracy": lenet_training["val_accuracy"],
-        "lenet_accuracy_at_claim_eps": lenet_accuracy[at_claim],
-        "lenet_accuracy_ratio_at_claim_eps": lenet_accuracy[at_claim] / lenet_clean,
-        "lenet_accuracy_at_compare_eps": lenet_accuracy[at_compare],
-        "lenet_accuracy_ratio_at_compare_eps": lenet_accuracy[at_compare] / lenet_clean,
+        **lenet,
         # the CNN's share of clean accuracy kept at compare_eps minus LeNet's (paired by seed)
         "robustness_gap_at_compare_eps": (
-            accuracy[at_compare] / clean - lenet_accuracy[at_compare] / lenet_clean
+            cnn["accuracy_ratio_at_compare_eps"] - lenet["lenet_accuracy_ratio_at_compare_eps"]
         ),
         "accuracy_by_eps": accuracy,
         "true_prob_by_eps": prob,
@@ -272,14 +268,4 @@ def summarize(
         f"interval); dotted: eps = {cfg.claim_eps:g}; a rise at large eps is the seed's 'score "
         "can rise again'",
     )
-    return {"logreg_accuracy": _logistic_regression_baseline(cfg, ctx)}
-
-
-def _logistic_regression_baseline(cfg: Config, ctx: RunContext) -> float:
-    """Test accuracy of logistic regression on the first seed's training share (the images
-    both networks trained on): once per run, as on all 51,000 Fashion-MNIST training images it
-    costs about two CPU-minutes and the share hardly changes between seeds."""
-    x_train, y_train, x_test, y_test = read_images(cfg, ctx)
-    return logistic_regression_on_training_share(
-        x_train, y_train, x_test, y_test, cfg.val_fraction, random_state=ctx.seed
-    )
+    return {"logreg_accuracy": logistic_regression_baseline(cfg, ctx)}

@@ -28,22 +28,23 @@ from typing import Any, Literal
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-from sklearn.semi_supervised import LabelSpreading
 from sklearn.semi_supervised import SelfTrainingClassifier as SklearnSelfTraining
 
-from mltricks.data import split_labeled
 from mltricks.lab.data_sources import (
     IMAGE_DATA,
     PIXEL_FEATURES_DATA,
     SMOKE_SUBSET,
     SOURCES,
-    PixelFeatures,
     read_features,
 )
 from mltricks.lab.experiment import Claim, Preset, RunContext, Summary
-from mltricks.lab.plots import errorbar
+from mltricks.lab.labeled_shares import (
+    LabeledShareSweep,
+    accuracy_vs_labeled_figure,
+    labeled_shares,
+    share_baselines,
+)
 from mltricks.lab.splits import check_percent_tags, percent_tag
-from mltricks.lab.training import label_spreading_accuracy
 from mltricks.semi_supervised import SelfTrainingClassifier
 
 SYSTEM = "Self Training"
@@ -53,15 +54,12 @@ DATA_FORMATS = SOURCES
 
 
 @dataclass
-class Config(PixelFeatures):  # the pool both experiments share
-    fractions: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1)
+class Config(LabeledShareSweep):  # the pool, shares and baselines both experiments share
     k_best: int = 50
     max_iter: int | None = None  # None: until validation stops it or every sample has a label
     patience: int = 10
     validation_fraction: float = 0.2  # of the labeled samples, inside SelfTrainingClassifier
-    logreg_c: float = 10.0
-    class_weight: Literal["balanced"] | None = "balanced"
-    spreading_neighbors: int = 7
+    class_weight: Literal["balanced"] | None = "balanced"  # of the logistic regression
     # also run both self-training methods on the unweighted logistic regression, where the
     # pseudo-labels collapse and the validation stop matters
     compare_unweighted: bool = False
@@ -139,9 +137,6 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     # the pool follows the seed; the held-out part of the training split is left out
     X_pool, y_pool, _, _, X_test, y_test = read_features(cfg, ctx)
 
-    def base(class_weight: str | None = cfg.class_weight) -> LogisticRegression:
-        return LogisticRegression(C=cfg.logreg_c, class_weight=class_weight, max_iter=1000)
-
     def self_train(estimator: LogisticRegression, y_semi: np.ndarray):
         ours = SelfTrainingClassifier(
             estimator,
@@ -159,34 +154,29 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
         return ours, theirs
 
     metrics: dict[str, Any] = {}
-    for fraction in cfg.fractions:
-        tag = percent_tag(fraction)
-        labeled = split_labeled(y_pool, fraction, random_state=ctx.seed)
-        y_semi = np.where(labeled, y_pool, -1)
-        ours, theirs = self_train(base(), y_semi)
+    for share in labeled_shares(cfg, y_pool, random_state=ctx.seed):
+        tag, labeled, y_semi = share.tag, share.labeled_mask, share.y_semi
+        ours, theirs = self_train(cfg.logistic_regression(cfg.class_weight), y_semi)
         if cfg.compare_unweighted:
-            plain_ours, plain_theirs = self_train(base(None), y_semi)
-            plain_base = base(None).fit(X_pool[labeled], y_pool[labeled])
+            plain_ours, plain_theirs = self_train(cfg.logistic_regression(), y_semi)
+            plain_base = cfg.logistic_regression().fit(X_pool[labeled], y_pool[labeled])
             metrics |= {
                 f"unweighted_acc_self_training_{tag}": plain_ours.score(X_test, y_test),
                 f"unweighted_acc_sklearn_self_training_{tag}": plain_theirs.score(X_test, y_test),
                 f"unweighted_acc_logreg_{tag}": plain_base.score(X_test, y_test),
                 f"unweighted_rounds_kept_{tag}": plain_ours.best_iter_,
             }
-        only_labeled = base().fit(X_pool[labeled], y_pool[labeled])
-        spreading = LabelSpreading(kernel="knn", n_neighbors=cfg.spreading_neighbors)
+        # the base estimator on the labeled samples only is acc_logreg
+        baselines = share_baselines(
+            cfg, share, X_pool, X_test, y_test, class_weight=cfg.class_weight
+        )
         acc_ours = ours.score(X_test, y_test)
         acc_theirs = theirs.score(X_test, y_test)
-        acc_base = only_labeled.score(X_test, y_test)
+        acc_base = baselines[f"acc_logreg_{tag}"]
         pseudo = ours.labeled_iter_ > 0
-        metrics |= {
-            f"n_labeled_{tag}": int(labeled.sum()),
+        metrics |= baselines | {
             f"acc_self_training_{tag}": acc_ours,
             f"acc_sklearn_self_training_{tag}": acc_theirs,
-            f"acc_logreg_{tag}": acc_base,
-            f"acc_label_spreading_{tag}": label_spreading_accuracy(
-                spreading, X_pool, y_semi, X_test, y_test
-            ),
             f"gain_vs_base_{tag}": acc_ours - acc_base,
             f"diff_vs_sklearn_{tag}": acc_ours - acc_theirs,
             f"rounds_run_{tag}": ours.n_iter_,
@@ -219,8 +209,6 @@ def summarize(
 
 
 def _plot_accuracy_vs_fraction(cfg: Config, summary: Summary, ctx) -> None:
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    percent = np.array(cfg.fractions) * 100
     methods = (
         ("SelfTrainingClassifier (ours)", "acc_self_training"),
         ("scikit-learn SelfTrainingClassifier", "acc_sklearn_self_training"),
@@ -229,15 +217,13 @@ def _plot_accuracy_vs_fraction(cfg: Config, summary: Summary, ctx) -> None:
         ("ours, unweighted base", "unweighted_acc_self_training"),
         ("scikit-learn, unweighted base", "unweighted_acc_sklearn_self_training"),
     )
-    for offset, (label, key) in enumerate(methods):
+    rows, styles = {}, {}
+    for label, key in methods:
         names = [f"{key}_{percent_tag(f)}" for f in cfg.fractions]
-        if not all(name in summary for name in names):  # unweighted: full preset only
-            continue
-        x = percent * (1 + 0.03 * (offset - 1.5))  # spread the error bars apart
-        style = "--" if key.startswith("unweighted") else "-"
-        errorbar(ax, x, [summary[n] for n in names], marker="o", ls=style, capsize=3, label=label)
-    ax.set(xscale="log", xlabel="labeled share of the pool (%)", ylabel="test accuracy")
-    ax.set_xticks(percent, [f"{p:g}" for p in percent])
+        if all(name in summary for name in names):  # unweighted: full preset only
+            rows[label] = [summary[n] for n in names]
+            styles[label] = {"ls": "--" if key.startswith("unweighted") else "-"}
+    fig, ax = accuracy_vs_labeled_figure(cfg.fractions, rows, styles)
     ax.legend(fontsize=8)
     ctx.savefig(
         fig,

@@ -136,8 +136,18 @@ def _unet(cfg: Config) -> UNet:
     return UNet(1, 11, base_channels=cfg.base_channels, depth=cfg.depth, num_pretrain_classes=10)
 
 
+def _predicted_masks(model: nn.Module, loader: Any) -> torch.Tensor:
+    """Per-pixel classes ``(N, H, W)`` of the images of ``loader``."""
+    return engine.predict(model, loader, fn=lambda m, batch: m(batch[0]).argmax(1))
+
+
+def _encoder_state(unet: UNet) -> dict[str, torch.Tensor]:
+    """A copy of the encoder's tensors, safe from later training."""
+    return {k: v.detach().clone() for k, v in unet.encoder.state_dict().items()}
+
+
 def _scores(model: nn.Module, loader: Any, masks: torch.Tensor) -> dict[str, float]:
-    predicted = engine.predict(model, loader, fn=lambda m, batch: m(batch[0]).argmax(1))
+    predicted = _predicted_masks(model, loader)
     iou = MulticlassJaccardIndex(num_classes=11, average="macro")(predicted, masks)
     dice = MulticlassF1Score(num_classes=11, average="macro", multidim_average="global")(
         predicted.flatten(), masks.flatten()
@@ -181,14 +191,14 @@ def _pretrain(
         epochs=cfg.pretrain_epochs,
         desc="pretrain",
     )
-    return history, {k: v.detach().clone() for k, v in pretrained.encoder.state_dict().items()}
+    return history, _encoder_state(pretrained)
 
 
 def _receive_encoder(cfg: Config, encoder: dict[str, torch.Tensor]) -> tuple[UNet, bool]:
     """A fresh U-Net holding ``encoder``, and whether it holds exactly those tensors and they
     differ from its own initialisation (the transfer really happened)."""
     transfer = _unet(cfg)
-    initial = {k: v.detach().clone() for k, v in transfer.encoder.state_dict().items()}
+    initial = _encoder_state(transfer)
     transfer.encoder.load_state_dict(encoder)
     current = transfer.encoder.state_dict()
     loaded = all(torch.equal(current[k].cpu(), encoder[k].cpu()) for k in current)
@@ -343,7 +353,7 @@ def _plot_masks(ctx: RunContext, test: Any, transfer: nn.Module, scratch: nn.Mod
     x = test.images[:count]
     loader = engine.make_loader(x, batch_size=count)
     outputs = {
-        name: engine.predict(model, loader, fn=lambda m, batch: m(batch[0]).argmax(1))
+        name: _predicted_masks(model, loader)
         for name, model in (("scratch", scratch), ("transfer", transfer))
     }
     fig, axes = plt.subplots(count, 4, figsize=(8, 2 * count), squeeze=False)

@@ -23,7 +23,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from mltricks.lab import engine
-from mltricks.lab.baselines import logistic_regression_accuracy
 from mltricks.lab.data_sources import IMAGE_DATA, SMOKE_SUBSET, SOURCES
 from mltricks.lab.experiment import Baseline, Claim, Preset, RunContext, Summary
 from mltricks.lab.plots import errorbar
@@ -39,7 +38,6 @@ from mltricks.lab.semi_supervised import (
 )
 from mltricks.lab.stats import interval_arrays
 from mltricks.lab.training import names_learning_rates
-from mltricks.models import SmallCNN
 
 SYSTEM = "Unsupervised Classification Support"
 DESCRIPTION = "CE vs CE + stability vs CE + mutual exclusivity vs all, 10 labels per class"
@@ -147,24 +145,20 @@ def _train_variant(
         exclusivity=cfg.exclusivity_weight if use_exclusivity else 0.0,
         num_views=cfg.num_views,
     )
-    test_loader = engine.make_loader(data.test_x, data.test_y, batch_size=512)
-    return engine.evaluate(model, test_loader), history, diagnostics
+    return data.evaluate(model), history, diagnostics
 
 
 @names_learning_rates
 def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
     # with --data, the labeled and unlabeled images are drawn from the max_train images read
     data = run_split(cfg, ctx, "labeled_per_class")
-    channels = data.labeled_x.shape[1]
-    initial = SmallCNN(channels, 10, width=cfg.width, dropout=cfg.dropout).state_dict()
+    initial = cfg.network(data.labeled_x.shape[1]).state_dict()
     metrics: dict[str, Any] = {
         "num_labeled": len(data.labeled_y),
         "num_unlabeled": len(data.unlabeled_x),
         # the practitioner's first try on the same labeled images; CE only (below) is the
         # same network trained on them alone
-        "test_accuracy_logreg": logistic_regression_accuracy(
-            data.labeled_x, data.labeled_y, data.test_x, data.test_y
-        ),
+        "test_accuracy_logreg": data.logistic_regression_accuracy(),
     }
     per_variant_curves = {}
     for name in _trained(cfg):
