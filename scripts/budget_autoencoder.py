@@ -21,43 +21,15 @@ the epochs each needs to reach the scratch model's final accuracy; logistic regr
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-import matplotlib
-
-matplotlib.use("Agg")
+import _budget
 import matplotlib.pyplot as plt
 import numpy as np
 
-FIGURE = Path(__file__).resolve().parents[1] / "docs" / "figures" / "budget-autoencoder.png"
+EXPERIMENT = "autoencoder"
 # (run tag, autoencoder epochs, images read: the autoencoder's and the labels' pool)
 SETTINGS = (("ae10-n2000", 10, 2000), ("ae30-n2000", 30, 2000), ("ae10-n8000", 10, 8000))
 BUDGETS = (10, 20, 30, 40, 60)  # classifier epochs
 WINDOW = 3  # the experiment's final_window
-
-
-def run_lab(tag: str, ae_epochs: int, max_train: int, args: argparse.Namespace) -> Path:
-    """The run folder of one setting: found under ``args.out/tag`` when finished, else run."""
-    folder = Path(args.out) / tag
-    for status in sorted(folder.glob("autoencoder/*/status.json")):
-        if json.loads(status.read_text()).get("state") == "done":
-            return status.parent
-    command = [sys.executable, "-m", "mltricks.lab", "run", "autoencoder", "--preset", "full"]
-    command += ["--data", args.data, "--seeds", args.seeds, "--out", str(folder)]
-    for key, value in (
-        ("ae_epochs", ae_epochs),
-        ("max_train", max_train),
-        ("clf_epochs", args.clf_epochs),
-    ):
-        command += ["--set", f"{key}={value}"]
-    print(" ".join(command[1:]), file=sys.stderr, flush=True)
-    subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    return run_lab(tag, ae_epochs, max_train, args)
 
 
 def epochs_to_reach(curve: np.ndarray, target: float) -> int:
@@ -79,45 +51,43 @@ def at_budget(scratch: np.ndarray, pretrained: np.ndarray, epochs: int) -> dict[
 
 
 def main(argv: list[str] | None = None) -> str:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="fashion-mnist")
-    parser.add_argument("--seeds", default="0,1")
+    parser = _budget.parser(__doc__, EXPERIMENT, seeds="0,1")
     parser.add_argument("--clf-epochs", type=int, default=max(BUDGETS))
-    parser.add_argument("--out", default="runs-budget/autoencoder")
-    parser.add_argument("--figure", default=str(FIGURE))
     args = parser.parse_args(argv)
 
-    lines = [
-        "| autoencoder epochs | images (unlabelled pool) | classifier epochs | scratch final "
-        "| pretrained final | logistic regression | epochs to scratch final: pretrained "
-        "| scratch |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    cpu = []
+    table = _budget.MarkdownTable()
+    cpu_s = 0.0
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
     for i, (tag, ae_epochs, max_train) in enumerate(SETTINGS):
-        run = run_lab(tag, ae_epochs, max_train, args)
-        cpu.append(json.loads((run / "status.json").read_text()).get("cpu_s", float("nan")))
-        per_seed = json.loads((run / "metrics.json").read_text())["per_seed"].values()
-        scratch = np.array([seed["accuracy_curve_scratch"] for seed in per_seed])
-        pretrained = np.array([seed["accuracy_curve_pretrained"] for seed in per_seed])
-        logreg = float(np.mean([seed["accuracy_logreg"] for seed in per_seed]))
+        sets = {"ae_epochs": ae_epochs, "max_train": max_train, "clf_epochs": args.clf_epochs}
+        result = _budget.measure(args, EXPERIMENT, tag, sets)
+        cpu_s += result.cpu_s
+        scratch = result.values("accuracy_curve_scratch")  # (seeds, epochs)
+        pretrained = result.values("accuracy_curve_pretrained")
+        logreg = float(result.values("accuracy_logreg").mean())
         label = f"AE {ae_epochs} epochs, {max_train} images"
         epochs = np.arange(1, scratch.shape[1] + 1)
         left.plot(epochs, pretrained.mean(0), "-", color=f"C{i}", label=f"pretrained, {label}")
         left.plot(epochs, scratch.mean(0), "--", color=f"C{i}", lw=1, label=f"scratch, {label}")
         left.axhline(logreg, color=f"C{i}", ls=":", lw=1)
+        budgets = [b for b in BUDGETS if b <= scratch.shape[1]]
         gaps = []
-        for budget in (b for b in BUDGETS if b <= scratch.shape[1]):
+        for budget in budgets:
             rows = [at_budget(s, p, budget) for s, p in zip(scratch, pretrained)]
             mean = {key: float(np.mean([row[key] for row in rows])) for key in rows[0]}
             gaps.append(mean["to_target_scratch"] - mean["to_target_pretrained"])
-            lines.append(
-                f"| {ae_epochs} | {max_train} | {budget} | {mean['final_scratch']:.3f} | "
-                f"{mean['final_pretrained']:.3f} | {logreg:.3f} | "
-                f"{mean['to_target_pretrained']:.1f} | {mean['to_target_scratch']:.1f} |"
+            table.add(
+                {
+                    "autoencoder epochs": ae_epochs,
+                    "images (unlabelled pool)": max_train,
+                    "classifier epochs": budget,
+                    "scratch final": mean["final_scratch"],
+                    "pretrained final": mean["final_pretrained"],
+                    "logistic regression": logreg,
+                    "epochs to scratch final: pretrained": f"{mean['to_target_pretrained']:.1f}",
+                    "scratch": f"{mean['to_target_scratch']:.1f}",
+                }
             )
-        budgets = [b for b in BUDGETS if b <= scratch.shape[1]]
         right.plot(budgets, gaps, "-o", ms=4, color=f"C{i}", label=label)
     left.set(xlabel="classifier epoch (7 steps of 32 of the 200 labels)", ylabel="test accuracy")
     left.set_title(
@@ -131,14 +101,9 @@ def main(argv: list[str] | None = None) -> str:
         title="scratch's epochs to its final accuracy minus the pretrained one's",
     )
     right.legend(fontsize=8)
-    fig.suptitle(
-        f"autoencoder pretraining on {args.data}, mean over seeds {args.seeds}", fontsize=10
-    )
-    fig.tight_layout()
-    fig.savefig(args.figure, dpi=80)
-    lines.append("")
-    lines.append(f"CPU time of the runs: {sum(cpu) / 60:.1f} min ({args.seeds}).")
-    return "\n".join(lines)
+    title = f"autoencoder pretraining on {args.data}, mean over seeds {args.seeds}"
+    _budget.save_figure(fig, args.figure, title)
+    return f"{table}\n\n{_budget.cpu_footer(cpu_s, args.seeds)}"
 
 
 if __name__ == "__main__":

@@ -18,68 +18,33 @@ It prints a Markdown table (mean over seeds), writes the figure
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-import matplotlib
-
-matplotlib.use("Agg")
+import _budget
 import matplotlib.pyplot as plt
 
 EXPERIMENT = "cluster-then-label"
-FIGURE = Path(__file__).resolve().parents[1] / "docs" / "figures" / "budget-cluster-then-label.png"
 CLUSTERS = (10, 20, 40, 80)
 TAGS = ("1pct", "2pct", "5pct", "10pct")
 
 
-def run_lab(clusters: int, args: argparse.Namespace) -> Path:
-    """The run folder of one setting: found under ``args.out`` when finished, else run."""
-    folder = Path(args.out) / f"clusters{clusters}"
-    for status in sorted(folder.glob(f"{EXPERIMENT}/*/status.json")):
-        if json.loads(status.read_text()).get("state") == "done":
-            return status.parent
-    command = [sys.executable, "-m", "mltricks.lab", "run", EXPERIMENT, "--preset", "full"]
-    command += ["--data", args.data, "--seeds", args.seeds, "--out", str(folder)]
-    command += ["--set", f"n_clusters={clusters}"]
-    print(" ".join(command[1:]), file=sys.stderr, flush=True)
-    subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    return run_lab(clusters, args)
-
-
-def means(run: Path) -> dict[str, float]:
-    """The mean over seeds of every scalar metric of the run (``summarize``'s included)."""
-    summary = json.loads((run / "metrics.json").read_text())["summary"]
-    return {name: value["mean"] for name, value in summary.items() if isinstance(value, dict)}
-
-
 def main(argv: list[str] | None = None) -> str:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="fashion-mnist")
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--out", default="runs-budget/cluster-then-label")
-    parser.add_argument("--figure", default=str(FIGURE))
-    args = parser.parse_args(argv)
-
-    lines = [
-        "| clusters | labeled | ClusterThenLabel (chosen alpha) | alpha = 0 | logistic "
-        "regression | k-means voted by every label | CPU min per seed |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    table = {}
+    args = _budget.parser(__doc__, EXPERIMENT, seeds="0,1,2").parse_args(argv)
+    table = _budget.MarkdownTable()
+    means = {}
     for clusters in CLUSTERS:
-        run = run_lab(clusters, args)
-        table[clusters] = values = means(run)
-        cpu = json.loads((run / "status.json").read_text()).get("cpu_s", float("nan"))
-        seeds = len(args.seeds.split(","))
+        result = _budget.measure(args, EXPERIMENT, f"clusters{clusters}", {"n_clusters": clusters})
+        # the chosen alpha's accuracy is a summary metric (alpha chosen on the seeds' mean)
+        means[clusters] = values = result.means
         for tag in TAGS:
-            lines.append(
-                f"| {clusters} | {tag.replace('pct', '%')} | {values[f'acc_ctl_best_{tag}']:.3f} | "
-                f"{values[f'acc_ctl_alpha0_{tag}']:.3f} | {values[f'acc_logreg_{tag}']:.3f} | "
-                f"{values['acc_kmeans_all_labels']:.3f} | {cpu / 60 / seeds:.2f} |"
+            table.add(
+                {
+                    "clusters": clusters,
+                    "labeled": tag.replace("pct", "%"),
+                    "ClusterThenLabel (chosen alpha)": values[f"acc_ctl_best_{tag}"],
+                    "alpha = 0": values[f"acc_ctl_alpha0_{tag}"],
+                    "logistic regression": values[f"acc_logreg_{tag}"],
+                    "k-means voted by every label": values["acc_kmeans_all_labels"],
+                    "CPU min per seed": f"{result.cpu_min_per_seed:.2f}",
+                }
             )
     fig, axes = plt.subplots(1, len(TAGS), figsize=(13, 3.6), sharey=True)
     for ax, tag in zip(axes, TAGS):
@@ -89,20 +54,18 @@ def main(argv: list[str] | None = None) -> str:
             ("acc_logreg", "logistic regression, labeled", "--"),
         ):
             ax.plot(
-                CLUSTERS, [table[k][f"{key}_{tag}"] for k in CLUSTERS], style, ms=4, label=label
+                CLUSTERS, [means[k][f"{key}_{tag}"] for k in CLUSTERS], style, ms=4, label=label
             )
-        ceiling = [table[k]["acc_kmeans_all_labels"] for k in CLUSTERS]
+        ceiling = [means[k]["acc_kmeans_all_labels"] for k in CLUSTERS]
         ax.plot(CLUSTERS, ceiling, ":", color="0.4", label="k-means voted by every label")
-        ax.set(xscale="log", xlabel="clusters", title=f"{tag.replace('pct', '%')} labeled")
-        ax.set_xticks(CLUSTERS, [str(k) for k in CLUSTERS])
-        ax.minorticks_off()
+        ax.set(xlabel="clusters", title=f"{tag.replace('pct', '%')} labeled")
+        _budget.log_axis(ax, CLUSTERS)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("test accuracy")
     axes[0].legend(fontsize=7)
-    fig.suptitle(f"{EXPERIMENT} on {args.data}, mean over seeds {args.seeds}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(args.figure, dpi=80)
-    return "\n".join(lines)
+    title = f"{EXPERIMENT} on {args.data}, mean over seeds {args.seeds}"
+    _budget.save_figure(fig, args.figure, title)
+    return str(table)
 
 
 if __name__ == "__main__":

@@ -19,60 +19,30 @@ under ``--out`` (delete it to measure again). Usage::
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-import matplotlib
-
-matplotlib.use("Agg")
+import _budget
 import matplotlib.pyplot as plt
 import numpy as np
 
 EXPERIMENT = "consistency-regularization"
-FIGURE = (
-    Path(__file__).resolve().parents[1]
-    / "docs"
-    / "figures"
-    / "budget-consistency-regularization.png"
-)
 STEPS = (250, 500, 1000, 2000)
 SWEEP_SHARE = 0.14
+METRICS = (
+    "test_accuracy_lambda_0",
+    "test_accuracy_lambda_1",
+    "test_accuracy_chosen",
+    "accuracy_gain_chosen",
+    "test_accuracy_logreg",
+)
 
 
-def run_lab(steps: int, args: argparse.Namespace) -> Path:
-    """The run folder of one setting: found under ``args.out`` when finished, else run."""
-    folder = Path(args.out) / f"steps{steps}"
-    for status in sorted(folder.glob(f"{EXPERIMENT}/*/status.json")):
-        if json.loads(status.read_text()).get("state") == "done":
-            return status.parent
-    sets = {"lambdas": "0,1", "sweep_shares": SWEEP_SHARE, "steps": steps}
-    command = [sys.executable, "-m", "mltricks.lab", "run", EXPERIMENT, "--preset", "full"]
-    command += ["--data", args.data, "--seeds", args.seeds, "--out", str(folder)]
-    for key, value in sets.items():
-        command += ["--set", f"{key}={value}"]
-    print(" ".join(command[1:]), file=sys.stderr, flush=True)
-    subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    return run_lab(steps, args)
-
-
-def per_seed(run: Path) -> dict[str, np.ndarray]:
-    """The metrics of the table over the run's seeds, in seed order."""
-    seeds = list(json.loads((run / "metrics.json").read_text())["per_seed"].values())
-    values = {
-        name: np.array([s[name] for s in seeds])
-        for name in (
-            "test_accuracy_lambda_0",
-            "test_accuracy_lambda_1",
-            "test_accuracy_chosen",
-            "accuracy_gain_chosen",
-            "test_accuracy_logreg",
-        )
-    }
-    rows = [next(row for row in s["sweep"] if row["share"] == SWEEP_SHARE) for s in seeds]
+def per_seed(result: _budget.Measurement) -> dict[str, np.ndarray]:
+    """The metrics of the table over the run's seeds, in seed order, those of the
+    ``SWEEP_SHARE`` labels read from each seed's label sweep."""
+    values = {name: result.values(name) for name in METRICS}
+    rows = [
+        next(row for row in seed["sweep"] if row["share"] == SWEEP_SHARE)
+        for seed in result.per_seed
+    ]
     values["lambda_0_14"] = np.array([row["lambda_0"]["test_accuracy"] for row in rows])
     values["chosen_14"] = np.array([row["chosen"]["test_accuracy"] for row in rows])
     values["logreg_14"] = np.array([row["logreg"] for row in rows])
@@ -80,31 +50,27 @@ def per_seed(run: Path) -> dict[str, np.ndarray]:
 
 
 def main(argv: list[str] | None = None) -> str:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="fashion-mnist")
-    parser.add_argument("--seeds", default="0,1")
-    parser.add_argument("--out", default="runs-budget/consistency-regularization")
-    parser.add_argument("--figure", default=str(FIGURE))
-    args = parser.parse_args(argv)
-
-    lines = [
-        "| steps | lambda 0 | lambda 1 | chosen | paired gain (seeds) | logistic regression | "
-        "lambda 0, 14% | chosen, 14% | logistic regression, 14% | CPU min per seed |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    table = {}
+    args = _budget.parser(__doc__, EXPERIMENT, seeds="0,1").parse_args(argv)
+    table = _budget.MarkdownTable()
+    means = {}
     for steps in STEPS:
-        run = run_lab(steps, args)
-        values = per_seed(run)
-        table[steps] = {name: v.mean() for name, v in values.items()}
-        m = table[steps]
-        cpu = json.loads((run / "status.json").read_text()).get("cpu_s", float("nan"))
-        gains = ", ".join(f"{g:+.3f}" for g in values["accuracy_gain_chosen"])
-        lines.append(
-            f"| {steps} | {m['test_accuracy_lambda_0']:.3f} | {m['test_accuracy_lambda_1']:.3f} | "
-            f"{m['test_accuracy_chosen']:.3f} | {m['accuracy_gain_chosen']:+.3f} ({gains}) | "
-            f"{m['test_accuracy_logreg']:.3f} | {m['lambda_0_14']:.3f} | {m['chosen_14']:.3f} | "
-            f"{m['logreg_14']:.3f} | {cpu / 60 / len(values['accuracy_gain_chosen']):.1f} |"
+        sets = {"lambdas": "0,1", "sweep_shares": SWEEP_SHARE, "steps": steps}
+        result = _budget.measure(args, EXPERIMENT, f"steps{steps}", sets)
+        values = per_seed(result)
+        means[steps] = m = {name: v.mean() for name, v in values.items()}
+        table.add(
+            {
+                "steps": steps,
+                "lambda 0": m["test_accuracy_lambda_0"],
+                "lambda 1": m["test_accuracy_lambda_1"],
+                "chosen": m["test_accuracy_chosen"],
+                "paired gain (seeds)": _budget.mean_and_seeds(values["accuracy_gain_chosen"]),
+                "logistic regression": m["test_accuracy_logreg"],
+                "lambda 0, 14%": m["lambda_0_14"],
+                "chosen, 14%": m["chosen_14"],
+                "logistic regression, 14%": m["logreg_14"],
+                "CPU min per seed": f"{result.cpu_min_per_seed:.1f}",
+            }
         )
     fig, (ax, ax_share) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for key, label, color in (
@@ -112,29 +78,27 @@ def main(argv: list[str] | None = None) -> str:
         ("test_accuracy_lambda_1", "lambda = 1", "C0"),
         ("test_accuracy_chosen", "chosen on validation", "C2"),
     ):
-        ax.plot(STEPS, [table[s][key] for s in STEPS], "-o", ms=4, color=color, label=label)
-    ax.axhline(table[STEPS[0]]["test_accuracy_logreg"], color="C3", ls="--", lw=1)
+        ax.plot(STEPS, [means[s][key] for s in STEPS], "-o", ms=4, color=color, label=label)
+    ax.axhline(means[STEPS[0]]["test_accuracy_logreg"], color="C3", ls="--", lw=1)
     for key, label, color, style in (
         ("test_accuracy_lambda_0", "lambda = 0, 7% labels", "0.5", "-o"),
         ("lambda_0_14", "lambda = 0, 14% labels", "0.2", "-s"),
         ("chosen_14", "chosen, 14% labels", "C2", "-s"),
     ):
-        ax_share.plot(STEPS, [table[s][key] for s in STEPS], style, ms=4, color=color, label=label)
-    ax_share.axhline(table[STEPS[0]]["logreg_14"], color="C3", ls=":", lw=1)
+        ax_share.plot(STEPS, [means[s][key] for s in STEPS], style, ms=4, color=color, label=label)
+    ax_share.axhline(means[STEPS[0]]["logreg_14"], color="C3", ls=":", lw=1)
     ax.plot([], [], "--", color="C3", lw=1, label="logistic regression, 7%")
     ax_share.plot([], [], ":", color="C3", lw=1, label="logistic regression, 14%")
     ax.set(ylabel="test accuracy", title="7% labels (100, 30 of them validation)")
     ax_share.set(title="labels or steps?")
     for axis in (ax, ax_share):
-        axis.set(xscale="log", xlabel="optimizer steps")
-        axis.set_xticks(STEPS, [str(s) for s in STEPS])
-        axis.minorticks_off()
+        axis.set(xlabel="optimizer steps")
+        _budget.log_axis(axis, STEPS)
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7)
-    fig.suptitle(f"{EXPERIMENT} on {args.data}, mean over seeds {args.seeds}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(args.figure, dpi=80)
-    return "\n".join(lines)
+    title = f"{EXPERIMENT} on {args.data}, mean over seeds {args.seeds}"
+    _budget.save_figure(fig, args.figure, title)
+    return str(table)
 
 
 if __name__ == "__main__":

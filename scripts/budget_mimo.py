@@ -15,87 +15,48 @@ under ``--out`` is reused (delete it to measure again). Usage::
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-import matplotlib
-
-matplotlib.use("Agg")
+import _budget
 import matplotlib.pyplot as plt
-import numpy as np
 
-FIGURE = Path(__file__).resolve().parents[1] / "docs" / "figures" / "budget-mimo.png"
+EXPERIMENT = "mimo"
 EPOCHS = {16: (4, 10, 20, 40, 80), 32: (4, 10, 20, 40)}  # width: epoch counts measured
-METRICS = ("nll_diff_m3", "nll_m1", "nll_m3", "acc_m1", "acc_m3", "member_acc_m3")
-
-
-def run_lab(width: int, epochs: int, seed: int, args: argparse.Namespace) -> Path:
-    """The run folder of one setting and seed: found under ``args.out`` when finished, else
-    run (one run per seed, so that a later call with more seeds reuses the earlier ones)."""
-    folder = Path(args.out) / f"width{width}-epochs{epochs}" / f"seed{seed}"
-    for status in sorted(folder.glob("mimo/*/status.json")):
-        if json.loads(status.read_text()).get("state") == "done":
-            return status.parent
-    sets = {
-        "members": "1,3",
-        "deep_ensemble_size": 1,
-        "cost_backbone": "cnn",
-        "timing_repeats": 1,
-        "width": width,
-        "epochs": epochs,
-        **dict(item.split("=", 1) for item in args.set),
-    }
-    command = [sys.executable, "-m", "mltricks.lab", "run", "mimo", "--preset", "full"]
-    command += ["--data", args.data, "--seeds", str(seed), "--out", str(folder)]
-    for key, value in sets.items():
-        command += ["--set", f"{key}={value}"]
-    print(" ".join(command[1:]), file=sys.stderr, flush=True)
-    subprocess.run(command, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    return run_lab(width, epochs, seed, args)
-
-
-def measure(width: int, epochs: int, args: argparse.Namespace) -> tuple[dict, float]:
-    """Each metric's per-seed values ``(seeds,)`` of one setting, and the runs' CPU seconds."""
-    values: dict[str, list[float]] = {name: [] for name in METRICS}
-    cpu = 0.0
-    for seed in map(int, args.seeds.split(",")):
-        run = run_lab(width, epochs, seed, args)
-        cpu += json.loads((run / "status.json").read_text()).get("cpu_s", float("nan"))
-        (metrics,) = json.loads((run / "metrics.json").read_text())["per_seed"].values()
-        for name in METRICS:
-            values[name].append(metrics[name])
-    return {name: np.array(v, dtype=float) for name, v in values.items()}, cpu
+# M = 1 and 3 only: the deep ensemble and the ResNet-18 timing do not change the trained networks
+SETS = {"members": "1,3", "deep_ensemble_size": 1, "cost_backbone": "cnn", "timing_repeats": 1}
+COLUMNS = (
+    ("nll_m1", "NLL M=1"),
+    ("nll_m3", "NLL M=3"),
+    ("acc_m1", "accuracy M=1"),
+    ("acc_m3", "accuracy M=3"),
+    ("member_acc_m3", "member accuracy M=3"),
+)
 
 
 def main(argv: list[str] | None = None) -> str:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="fashion-mnist")
-    parser.add_argument("--seeds", default="0,1")
-    parser.add_argument("--out", default="runs-budget/mimo")
-    parser.add_argument("--figure", default=str(FIGURE))
-    parser.add_argument("--set", action="append", default=[], help="more --set k=v for every run")
-    args = parser.parse_args(argv)
-
-    lines = [
-        "| width | epochs | NLL M=3 - M=1 (seeds) | NLL M=1 | NLL M=3 | accuracy M=1 | "
-        "accuracy M=3 | member accuracy M=3 | CPU min |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    args = _budget.parser(__doc__, EXPERIMENT, seeds="0,1").parse_args(argv)
+    table = _budget.MarkdownTable()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for width, epoch_counts in EPOCHS.items():
         curve = []
         for epochs in epoch_counts:
-            values, cpu = measure(width, epochs, args)
+            # a run per seed, so that a later call with more seeds reuses the earlier ones
+            result = _budget.measure(
+                args,
+                EXPERIMENT,
+                f"width{width}-epochs{epochs}",
+                {**SETS, "width": width, "epochs": epochs},
+                one_run_per_seed=True,
+            )
+            names = ("nll_diff_m3", *(name for name, _ in COLUMNS))
+            values = {name: result.values(name) for name in names}
             curve.append(values)
-            seeds = ", ".join(f"{v:+.3f}" for v in values["nll_diff_m3"])
-            means = " | ".join(f"{values[name].mean():.3f}" for name in METRICS[1:])
-            lines.append(
-                f"| {width} | {epochs} | {values['nll_diff_m3'].mean():+.3f} ({seeds}) | "
-                f"{means} | {cpu / 60:.1f} |"
+            table.add(
+                {
+                    "width": width,
+                    "epochs": epochs,
+                    "NLL M=3 - M=1 (seeds)": _budget.mean_and_seeds(values["nll_diff_m3"]),
+                    **{label: values[name].mean() for name, label in COLUMNS},
+                    "CPU min": f"{result.cpu_s / 60:.1f}",
+                }
             )
         diff = [c["nll_diff_m3"].mean() for c in curve]
         axes[0].plot(epoch_counts, diff, "o-", label=f"width {width}")
@@ -107,17 +68,14 @@ def main(argv: list[str] | None = None) -> str:
                 label=f"{'M = 1' if key == 'nll_m1' else 'M = 3'}, width {width}",
             )
     axes[0].axhline(0, color="0.5", lw=1)
-    axes[0].set(xscale="log", xlabel="epochs", ylabel="test NLL, M = 3 minus M = 1")
-    axes[1].set(xscale="log", xlabel="epochs", ylabel="ensemble test NLL")
+    axes[0].set(xlabel="epochs", ylabel="test NLL, M = 3 minus M = 1")
+    axes[1].set(xlabel="epochs", ylabel="ensemble test NLL")
     for ax in axes:
-        ticks = sorted({e for counts in EPOCHS.values() for e in counts})
-        ax.set_xticks(ticks, [str(e) for e in ticks])
+        _budget.log_axis(ax, sorted({e for counts in EPOCHS.values() for e in counts}))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"MIMO on {args.data}, mean over seeds {args.seeds}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(args.figure, dpi=80)
-    return "\n".join(lines)
+    _budget.save_figure(fig, args.figure, f"MIMO on {args.data}, mean over seeds {args.seeds}")
+    return str(table)
 
 
 if __name__ == "__main__":
