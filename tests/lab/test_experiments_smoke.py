@@ -9,21 +9,16 @@ from mltricks.lab.config import resolve_config
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("smoke-runs")
 @pytest.mark.parametrize("name", registry.names())
-def test_smoke_preset_runs(name, tmp_path):
+def test_smoke_preset_runs(name, smoke_runs):
     module = registry.load(name)
-    config = resolve_config(module, "smoke")
     seeds = module.PRESETS["smoke"].seeds
-    path, state, error = runs.execute(
-        name,
-        module,
-        config,
-        preset="smoke",
-        seeds=seeds,
-        out=tmp_path,
-        command=f"mltricks run {name} --preset smoke",
-    )
-    assert state == "done", error
+    (path,) = (smoke_runs / name).iterdir()  # run by `mltricks run ... --preset smoke`
+    status = json.loads((path / "status.json").read_text())
+    assert status["state"] == "done", status.get("error")
+    config = json.loads((path / "config.json").read_text())
+    assert config["preset"] == "smoke" and config["seeds"] == list(seeds)
     metrics = json.loads((path / "metrics.json").read_text())
     assert metrics["summary"] and set(metrics["per_seed"]) == {str(s) for s in seeds}
     # a claim naming a metric the run does not produce could never be judged: every claim's
