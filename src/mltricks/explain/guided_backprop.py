@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from mltricks._utils.checks import check_module
 from mltricks._utils.hooks import eval_mode, forward_hooks
 from mltricks.explain._common import target_gradient
 
@@ -47,8 +48,7 @@ class GuidedBackprop:
     """
 
     def __init__(self, model: nn.Module) -> None:
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be an nn.Module; got {type(model).__name__}")
+        check_module("model", model)
         self.model = model
 
     def attribute(self, x: torch.Tensor, target: Any) -> torch.Tensor:

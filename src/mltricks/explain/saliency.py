@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mltricks._utils.checks import check_module
 from mltricks._utils.hooks import eval_mode
 from mltricks.explain._common import target_gradient
 
@@ -32,8 +33,7 @@ class Saliency:
     """
 
     def __init__(self, model: nn.Module, *, absolute: bool = True) -> None:
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be an nn.Module; got {type(model).__name__}")
+        check_module("model", model)
         self.model = model
         self.absolute = bool(absolute)
 

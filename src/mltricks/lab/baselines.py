@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from scipy.optimize import minimize_scalar
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torchvision.ops import batched_nms, box_iou, roi_align
 
@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 
-def logistic_regression(*, C: float = 1.0, max_iter: int = 2000) -> object:
+def logistic_regression(*, C: float = 1.0, max_iter: int = 2000) -> Pipeline:
     """The lab's logistic-regression baseline: standardised pixels, then multinomial L2
     logistic regression (lbfgs). ``C`` is the inverse regularisation strength."""
     return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter))

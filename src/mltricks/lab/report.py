@@ -405,8 +405,8 @@ def render(root: Path) -> str:
         '<ul id="systems">',
     ]
     for system, system_labels in by_system.items():
-        published = published_by_system.get(system)
-        tail = f"; published full run: {_counts(published)}" if published else ""
+        published_labels = published_by_system.get(system)
+        tail = f"; published full run: {_counts(published_labels)}" if published_labels else ""
         body.append(f"<li><b>{_e(system)}</b>: {_e(_counts(system_labels))}{_e(tail)}</li>")
     body += [
         "</ul>",

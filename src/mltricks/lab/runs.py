@@ -619,9 +619,9 @@ def _past_seconds(out: Path, preset: str, data: Path | None) -> dict[str, float]
             if isinstance(per_seed, dict)
             else []
         )
-        times = [t for t in times if isinstance(t, int | float)]
-        if times and isinstance(config.get("experiment"), str):
-            seconds[config["experiment"]] = float(np.median(times))
+        finite = [float(t) for t in times if isinstance(t, int | float)]
+        if finite and isinstance(config.get("experiment"), str):
+            seconds[config["experiment"]] = float(np.median(finite))
     return seconds
 
 

@@ -133,12 +133,12 @@ def mean_interval(values: Iterable[float], confidence: float = 0.95) -> Estimate
     if n == 0:
         return Estimate(math.nan, None, None, None, 0)
     mean = float(array.mean())
-    values = tuple(float(v) for v in array) if n < MIN_SEEDS_FOR_INTERVAL else None
+    shown = tuple(float(v) for v in array) if n < MIN_SEEDS_FOR_INTERVAL else None
     if n < 2:
-        return Estimate(mean, None, None, None, 1, values)
+        return Estimate(mean, None, None, None, 1, shown)
     std = float(array.std(ddof=1))
     half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * std / math.sqrt(n)
-    return Estimate(mean, mean - half, mean + half, std, n, values)
+    return Estimate(mean, mean - half, mean + half, std, n, shown)
 
 
 def proportion_interval(successes: int, total: int, confidence: float = 0.95) -> Estimate:

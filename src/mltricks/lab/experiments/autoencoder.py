@@ -375,10 +375,11 @@ def run(cfg: Config, ctx: RunContext) -> dict[str, Any]:
 
     # (a) pretraining: the digits autoencoder's encoder vs the same classifier from scratch
     x_train, y_train = data["train"]
-    labeled = labeled_split(
-        y_train, cfg.labeled_per_class, random_state=ctx.seed, setting="labeled_per_class"
+    labeled = torch.from_numpy(
+        labeled_split(
+            y_train, cfg.labeled_per_class, random_state=ctx.seed, setting="labeled_per_class"
+        )
     )
-    labeled = torch.from_numpy(labeled)
     clf_data = (x_train[labeled], y_train[labeled], *data["test"])
     num_classes = int(y_train.max()) + 1
     autoencoder = autoencoders[names[0]]

@@ -485,8 +485,11 @@ def summarize(
     ):
         for i, method in enumerate(cfg.methods):
             curves = np.array([r[f"{key}_{method}"] for r in results])
-            epochs = np.arange(1, curves.shape[1] + 1) if key == "val_accuracy_curve" else None
-            epochs = curve_epochs(cfg) if epochs is None else epochs
+            epochs = (
+                np.arange(1, curves.shape[1] + 1)
+                if key == "val_accuracy_curve"
+                else np.asarray(curve_epochs(cfg))
+            )
             ax.plot(epochs, curves.mean(0), "-o", ms=3, color=f"C{i}", label=method)
         ax.set(xlabel="epoch", ylabel="validation accuracy", title=title)
         ax.legend(fontsize=8)

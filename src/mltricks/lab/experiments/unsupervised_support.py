@@ -63,7 +63,7 @@ class Config(SemiSupervisedTraining):  # the network, batches and budget of both
     stability_weight: float = 1.0
     exclusivity_weight: float = 0.5
     # the loss combinations trained (a budget sweep may keep CE and CE + ST + ME only)
-    variants: tuple[Variant, ...] = tuple(VARIANTS)  # type: ignore[assignment]
+    variants: tuple[Variant, ...] = tuple(VARIANTS)  # type: ignore[assignment, arg-type]
 
 
 # with --data: steps, not epochs (an epoch of 100 labels is a few steps); width 32, the CNN
