@@ -98,19 +98,22 @@ def test_a_network_below_its_baseline_says_so_in_one_line_at_the_end(tmp_path, m
 def test_the_fix_a_gap_names_leaves_out_the_preset_the_run_is_on():
     from mltricks.lab.runs import _fix_from
 
-    fix = "--preset full (6 epochs), or more epochs with --set epochs=N"
-    assert _fix_from(fix, "quick") == fix
-    assert _fix_from(fix, "full") == "more epochs with --set epochs=N"
-    assert _fix_from("--preset quick or full, or --set epochs=20", "quick") == (
-        "--preset quick or full, or --set epochs=20"
-    )
-    assert _fix_from("--preset quick or full, or --set epochs=20", "full") == "--set epochs=20"
-    # nothing left to ask for: the line says the preset itself leaves the gap
-    assert _fix_from("--preset full (800 meta-iterations)", "full") == (
-        "the full preset itself leaves this gap"
-    )
-    assert _fix_from("--set steps=2000", "full") == "--set steps=2000"
-    assert _fix_from("--preset full", None) == "--preset full"  # no preset known: as written
+    full = Baseline("a", "b", "net", "more epochs with --set epochs=N", preset="full")
+    assert _fix_from(full, "smoke") == "--preset full, or more epochs with --set epochs=N"
+    assert _fix_from(full, "quick") == "--preset full, or more epochs with --set epochs=N"
+    assert _fix_from(full, "full") == "more epochs with --set epochs=N"  # already on it
+    quick = Baseline("a", "b", "net", "--set epochs=20", preset="quick")
+    assert _fix_from(quick, "smoke") == "--preset quick, or --set epochs=20"
+    assert _fix_from(quick, "quick") == "--set epochs=20"
+    assert _fix_from(quick, "full") == "--set epochs=20"
+    no_preset = Baseline("a", "b", "net", "--set steps=2000")
+    assert _fix_from(no_preset, "smoke") == "--set steps=2000"
+    assert _fix_from(full, None) == "more epochs with --set epochs=N"  # no preset known
+    # every experiment's baseline names a preset the lab has, and a setting besides it
+    for name in registry.names():
+        for baseline in getattr(registry.load(name), "BASELINES", ()):
+            assert baseline.preset in (None, *registry.PRESET_NAMES), (name, baseline)
+            assert baseline.fix and not baseline.fix.startswith("--preset"), (name, baseline)
 
 
 def test_list_names_each_experiments_data_formats(capsys):

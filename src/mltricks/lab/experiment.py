@@ -115,8 +115,10 @@ class Baseline:
         baseline: the baseline's metric on the same data and labels, such as
             ``test_accuracy_logreg``.
         what: the network, as a reader names it ("the CNN trained on the labelled images").
-        fix: the preset or setting that closes the gap ("--preset full, or --set steps=2000").
+        fix: the setting that closes the gap ("more steps (--set steps=2000)").
         data_only: check only runs on ``--data`` (the bundled digits are a smoke signal).
+        preset: the preset that closes it too (a run on a smaller preset is told
+            "--preset full, or ..."; None: no preset does).
     """
 
     metric: str
@@ -124,6 +126,7 @@ class Baseline:
     what: str
     fix: str
     data_only: bool = True
+    preset: str | None = None
 
 
 @dataclass

@@ -26,7 +26,6 @@ import dataclasses
 import importlib
 import os
 import platform
-import re
 import socket
 import sys
 import tempfile
@@ -44,8 +43,9 @@ import numpy as np
 import torch
 
 from mltricks.lab import engine
-from mltricks.lab.experiment import RunContext
+from mltricks.lab.experiment import Baseline, RunContext
 from mltricks.lab.parallel import Backend, InlineBackend, Progress
+from mltricks.lab.registry import PRESET_NAMES
 from mltricks.lab.run_folder import OutputError, Run, read_json, to_jsonable
 from mltricks.lab.stats import Estimate, in_range, mean_interval, metric_range
 from mltricks.lab.tracking import Session, Tracker
@@ -478,7 +478,7 @@ def below_baselines(
     """One line for each of the experiment's ``BASELINES`` whose network's mean is below its
     baseline's: a preset or ``--set`` that leaves the network below what a practitioner would
     try first says so at the end of the run (not an error), naming what closes the gap from
-    ``preset`` (a fix that asks for this preset or a smaller one is left out)."""
+    ``preset`` (never the preset the run is already on)."""
     lines = []
     for baseline in getattr(module, "BASELINES", ()):
         if baseline.data_only and data is None:
@@ -489,31 +489,20 @@ def below_baselines(
         lines.append(
             f"{baseline.what} reached {baseline.metric} = {ours.mean:.3g}, below "
             f"{baseline.baseline} = {theirs.mean:.3g} on the same data; "
-            f"{_fix_from(baseline.fix, preset)}"
+            f"{_fix_from(baseline, preset)}"
         )
     return lines
 
 
-_PRESET_ORDER = ("smoke", "quick", "full")
-
-
-def _fix_from(fix: str, preset: str | None) -> str:
-    """The alternatives of ``fix`` (", or "-separated) that can still help a run on ``preset``:
-    "--preset full, or --set epochs=20" on the full preset is "--set epochs=20"."""
-    if preset not in _PRESET_ORDER:
-        return fix
-    rank = _PRESET_ORDER.index(preset)
-    helpful = []
-    for option in fix.split(", or "):
-        head = option.split("(")[0]
-        if head.lstrip().startswith("--preset"):
-            named = [p for p in _PRESET_ORDER if re.search(rf"\b{p}\b", head)]
-            if named and all(_PRESET_ORDER.index(p) <= rank for p in named):
-                continue  # the run is already on that preset (or a larger one)
-        helpful.append(option.strip())
-    if not helpful:
-        return f"the {preset} preset itself leaves this gap"
-    return ", or ".join(helpful)
+def _fix_from(baseline: Baseline, preset: str | None) -> str:
+    """What closes the gap from a run on ``preset``: the baseline's preset too when the run is
+    on a smaller one ("--preset full, or more steps (--set steps=2000)"), else its setting."""
+    closes = baseline.preset
+    if closes is None or preset not in PRESET_NAMES or closes not in PRESET_NAMES:
+        return baseline.fix
+    if PRESET_NAMES.index(preset) < PRESET_NAMES.index(closes):
+        return f"--preset {closes}, or {baseline.fix}"
+    return baseline.fix
 
 
 class _SeedFailed(Exception):

@@ -149,13 +149,15 @@ BASELINES = (
         "final_accuracy_scratch",
         "accuracy_logreg",
         what="the classifier trained from scratch on the labelled images",
-        fix="--preset full, or more classifier epochs (--set clf_epochs=40)",
+        fix="more classifier epochs (--set clf_epochs=40)",
+        preset="full",
     ),
     Baseline(
         "final_accuracy_pretrained",
         "accuracy_logreg",
         what="the classifier with the autoencoder-pretrained encoder",
-        fix="--preset full, or more classifier epochs (--set clf_epochs=40)",
+        fix="more classifier epochs (--set clf_epochs=40)",
+        preset="full",
     ),
 )
 

@@ -175,7 +175,8 @@ BASELINES = (
         "accuracy_after",
         "accuracy_unigram",
         what="the fine-tuned masked LM",
-        fix="--preset full (3 epochs on up to 20,000 texts), or more epochs with --set epochs=N",
+        fix="more epochs with --set epochs=N (full: 3 epochs on up to 20,000 texts)",
+        preset="full",
     ),
 )
 

@@ -137,13 +137,15 @@ BASELINES = (
         "test_accuracy_chosen",
         "test_accuracy_logreg",
         "the CNN with the validation-chosen consistency weight",
-        "--preset full, or more steps (--set steps=2000)",
+        "more steps (--set steps=2000)",
+        preset="full",
     ),
     Baseline(
         "test_accuracy_lambda_0",
         "test_accuracy_logreg",
         "the same CNN trained on the labeled images alone (lambda = 0)",
-        "--preset full, or more steps (--set steps=2000)",
+        "more steps (--set steps=2000)",
+        preset="full",
     ),
 )
 

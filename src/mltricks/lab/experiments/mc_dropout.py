@@ -117,7 +117,8 @@ BASELINES = (
         "acc_std",
         "acc_logreg",
         "the dropout CNN",
-        "--preset full, or more --set epochs=...",
+        "more epochs (--set epochs=...)",
+        preset="full",
     ),
 )
 

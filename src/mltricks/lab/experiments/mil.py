@@ -150,7 +150,8 @@ BASELINES = (
         "bag_auc_attention_200",
         "bag_auc_logreg_200",
         what="attention MIL with 200 training bags",
-        fix="--preset full, or --set steps=...",
+        fix="more steps (--set steps=...)",
+        preset="full",
     ),
 )
 

@@ -129,7 +129,8 @@ BASELINES = (
         "acc_m1",
         "acc_logreg",
         "the M = 1 network",
-        "--preset full, or more --set epochs=...",
+        "more epochs (--set epochs=...)",
+        preset="full",
     ),
 )
 

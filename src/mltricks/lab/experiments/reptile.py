@@ -171,7 +171,8 @@ BASELINES = (
         "acc_reptile_1shot",
         "acc_logreg_1shot",
         what="the Reptile initialisation adapted to 1-shot tasks",
-        fix="--preset full (800 meta-iterations)",
+        fix="more meta-iterations (--set meta_iterations=N; full: 800)",
+        preset="full",
     ),
 )
 

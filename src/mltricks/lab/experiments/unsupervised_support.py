@@ -119,13 +119,15 @@ BASELINES = (
         "test_accuracy_both",
         "test_accuracy_logreg",
         "the CNN trained with CE + stability + mutual exclusivity",
-        "--preset full, or more steps (--set steps=2000)",
+        "more steps (--set steps=2000)",
+        preset="full",
     ),
     Baseline(
         "test_accuracy_ce",
         "test_accuracy_logreg",
         "the same CNN trained on the labeled images alone (CE only)",
-        "--preset full, or more steps (--set steps=2000)",
+        "more steps (--set steps=2000)",
+        preset="full",
     ),
 )
 
