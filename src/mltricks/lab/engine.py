@@ -20,6 +20,7 @@ inside it; outside any such block ``fit`` reports to nobody.
 
 from __future__ import annotations
 
+import atexit
 import math
 import sys
 import time
@@ -116,7 +117,17 @@ def accelerator() -> Accelerator:
             cpu=_state["device"] == "cpu",
             dataloader_config=DataLoaderConfiguration(split_batches=True),
         )
+        if _state["accelerator"].num_processes > 1:
+            atexit.register(_leave_process_group)
     return _state["accelerator"]
+
+
+def _leave_process_group() -> None:
+    """Destroy the process group of ``accelerate launch`` before the interpreter exits: one left
+    open can abort a process at exit, its work done ("terminate called without an active
+    exception", exit status -6), which fails the whole launch."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def device() -> torch.device:
