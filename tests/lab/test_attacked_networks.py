@@ -1,6 +1,7 @@
 """The networks the attack experiments attack: both trained on one share of the training images,
 and the logistic-regression baseline fitted on that very share."""
 
+import dataclasses
 from types import SimpleNamespace
 
 import pytest
@@ -47,3 +48,28 @@ def test_the_baseline_fits_on_the_networks_training_share_and_scores_the_attacke
     assert logistic_regression_baseline(cfg, ctx, num_test=40) == expected
     everything = logistic_regression_accuracy(x_train[train], y_train[train], x_test, y_test)
     assert logistic_regression_baseline(cfg, ctx) == everything
+
+
+@pytest.mark.parametrize("preset", ["smoke", "quick", "full"])
+@pytest.mark.parametrize("real_data", [False, True], ids=["digits", "data"])
+def test_both_attack_experiments_train_the_networks_alike(preset, real_data, tmp_path):
+    """fgsm and carlini-wagner attack networks trained with the same settings on every preset,
+    with and without --data (carlini-wagner once trained the digits' 60 LeNet epochs on all of
+    Fashion-MNIST where fgsm trained 10)."""
+    from mltricks.lab.config import DataSubset, resolve_config
+    from mltricks.lab.experiments import carlini_wagner, fgsm
+    from mltricks.lab.training import LeNetTraining, SmallCNNTraining
+
+    names = {
+        f.name
+        for kind in (SmallCNNTraining, LeNetTraining, DataSubset)
+        for f in dataclasses.fields(kind)
+    } - {"max_test"}  # what the attack reads of the test images, not the training
+    data = None
+    if real_data:  # the lab knows a data set by its file names
+        for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"):
+            (tmp_path / name).touch()
+        data = tmp_path
+    configs = [resolve_config(module, preset, data=data) for module in (fgsm, carlini_wagner)]
+    settings = [{name: getattr(cfg, name) for name in sorted(names)} for cfg in configs]
+    assert settings[0] == settings[1]

@@ -30,6 +30,8 @@ import torch
 from mltricks.attacks import fgsm
 from mltricks.lab.attacked_networks import (
     NETWORK_BASELINES,
+    NETWORKS_DATA_CONFIG,
+    QUICK_NETWORKS_DATA_CONFIG,
     AttackedNetworksTraining,
     logistic_regression_baseline,
     train_attacked_networks,
@@ -55,9 +57,8 @@ class Config(AttackedNetworksTraining):  # the networks both attack experiments 
     num_examples: int = 6
 
 
-# with --data: both networks train on every training image (Fashion-MNIST: 51,000 after the
-# validation share) and are attacked on every test image
-DATA_CONFIG = {"max_train": 0, "max_test": 0, "epochs": 8, "lenet_epochs": 10}
+# with --data: the networks train as carlini-wagner's do and are attacked on every test image
+DATA_CONFIG = {**NETWORKS_DATA_CONFIG, "max_test": 0}
 PRESETS = {
     "smoke": Preset(
         seeds=(0,),
@@ -67,7 +68,7 @@ PRESETS = {
     ),
     "quick": Preset(
         seeds=(0, 1, 2),
-        data_config={"max_train": 6000, "max_test": 2000, "epochs": 10, "lenet_epochs": 20},
+        data_config={**QUICK_NETWORKS_DATA_CONFIG, "max_test": 2000},
     ),
     "full": Preset(seeds=tuple(range(5))),
 }
