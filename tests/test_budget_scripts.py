@@ -393,6 +393,23 @@ def test_budget_script_runs_its_grid_then_reuses_it(
     assert [path for _, path, _ in saved] == [str(figure)]
 
 
+def test_budget_mimo_runs_only_the_widths_asked(
+    fake_lab: FakeLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    module = _load("budget_mimo", monkeypatch)
+    argv = ["--out", str(tmp_path / "runs"), "--figure", str(tmp_path / "fig.png")]
+    table = module.main([*argv, "--widths", "16"])
+    assert {_sets(c)["width"] for c in fake_lab.commands} == {"16"}
+    assert len(fake_lab.commands) == 2 * len(module.EPOCHS[16])  # two seeds per epoch count
+    assert [row[0] for row in _table_rows(table)] == ["16"] * len(module.EPOCHS[16])
+    for bad in ("8", "16,", "sixteen"):
+        with pytest.raises(SystemExit):
+            module.main([*argv, "--widths", bad])
+        assert f"argument --widths: expected widths of [16, 32], comma-separated; got {bad!r}" in (
+            capsys.readouterr().err
+        )
+
+
 def test_budget_scripts_are_all_covered() -> None:
     assert {case.script for case in CASES} == {p.stem for p in SCRIPTS.glob("budget_*.py")}
 
