@@ -50,3 +50,24 @@ def test_fake_news_gap_claim_is_not_applicable_when_no_gap_exists():
     summary["forest_beats_all_positive"] = proportion_interval(3, 3)
     (verdict,) = judge([claim], summary, "full", 3)
     assert verdict["held"] is True
+
+
+@pytest.mark.parametrize(
+    ("words", "metric", "ratio"),
+    [
+        ("more parameters", "params_ratio_m3", 1.001),
+        ("1.3x the inference time", "time_ratio_m3", 1.05),
+        ("deep ensemble of 3 ResNet-18s", "time_ratio_de3", 2.9),
+    ],
+)
+def test_mimo_cost_claims_apply_to_the_resnet18_backbone_only(words, metric, ratio):
+    """``--set cost_backbone=cnn`` times the small CNN (its input and output layers are a larger
+    share of it): the claims speak of ResNet-18, so they say "not applicable", not "not held"."""
+    claim = _claim("mimo", words)
+    summary = {metric: mean_interval([ratio] * 5), "cost_on_resnet18": mean_interval([0.0] * 5)}
+    (verdict,) = judge([claim], summary, "full", 5)
+    assert verdict["verdict"] == "not applicable"
+    assert "cost_backbone" in verdict["reason"]
+    summary["cost_on_resnet18"] = mean_interval([1.0] * 5)
+    (verdict,) = judge([claim], summary, "full", 5)
+    assert verdict["held"] is True
