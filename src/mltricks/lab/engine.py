@@ -113,12 +113,13 @@ def set_progress(enabled: bool) -> None:
 def accelerator() -> Accelerator:
     """The process-wide ``Accelerator`` (created on first use)."""
     if _state["accelerator"] is None:
-        _state["accelerator"] = Accelerator(
+        created = Accelerator(
             cpu=_state["device"] == "cpu",
             dataloader_config=DataLoaderConfiguration(split_batches=True),
         )
-        if _state["accelerator"].num_processes > 1:
+        if created.num_processes > 1:
             atexit.register(_leave_process_group)
+        _state["accelerator"] = created
     return _state["accelerator"]
 
 
