@@ -76,10 +76,19 @@ def test_python_m_lab_without_the_lab_extra_says_which_extra_in_one_line(tmp_pat
     )
 
 
+_WITH_DEFAULT_SIGINT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("where", [[], ["--jobs", "2"]], ids=["one-process", "jobs-2"])
 def test_ctrl_c_is_one_line_exit_130_and_the_runs_say_interrupted(where, tmp_path):
     command = [*MLTRICKS, "run", "mc-dropout", "--preset", "quick", "--out", str(tmp_path), *where]
+    # as from a terminal: a test suite started in the background (`make test &`) ignores SIGINT,
+    # its children inherit that, and Python then installs no KeyboardInterrupt handler
+    command = [sys.executable, "-c", _WITH_DEFAULT_SIGINT, *command]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 120
