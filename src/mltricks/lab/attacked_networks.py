@@ -10,9 +10,9 @@ with logistic regression fitted on that share.
 - ``AttackedNetworksTraining``: the data and training settings both experiments' ``Config``
   inherit, declared once so that both attack the same networks;
 - ``train_attacked_networks``: one seed's networks and test images;
-- ``NETWORKS_DATA_CONFIG``, ``QUICK_NETWORKS_DATA_CONFIG``: the training settings with
-  ``--data`` (full and quick presets), which both experiments' ``DATA_CONFIG`` and quick preset
-  start from, so that on real data too they attack networks trained alike;
+- ``NETWORKS_DATA_CONFIG``, ``QUICK_NETWORKS_DATA_CONFIG``, ``SMOKE_NETWORKS``: the training
+  settings with ``--data`` (full and quick presets) and of the smoke preset (with and without
+  it), which both experiments' presets start from, so that they attack networks trained alike;
 - ``NETWORK_BASELINES``: an experiment's ``BASELINES``, both networks' clean accuracy against
   logistic regression's ``logreg_accuracy``, which ``logistic_regression_baseline`` measures
   once per run, in ``summarize``.
@@ -50,6 +50,7 @@ __all__ = [
     "NETWORKS_DATA_CONFIG",
     "NETWORK_BASELINES",
     "QUICK_NETWORKS_DATA_CONFIG",
+    "SMOKE_NETWORKS",
     "AttackedNetworks",
     "AttackedNetworksTraining",
     "logistic_regression_baseline",
@@ -118,6 +119,9 @@ def train_attacked_networks(
 # digits' 15 and 60 epochs are for 1,221 images). The quick preset trains on 6,000 of them.
 NETWORKS_DATA_CONFIG = {"max_train": 0, "epochs": 8, "lenet_epochs": 10}
 QUICK_NETWORKS_DATA_CONFIG = {"max_train": 6000, "epochs": 10, "lenet_epochs": 20}
+# the smoke preset's, on the digits and with --data (where NETWORKS_DATA_CONFIG's epochs would
+# otherwise apply): seconds long
+SMOKE_NETWORKS = {"epochs": 2, "lenet_epochs": 2}
 
 NETWORK_BASELINES = (
     Baseline("clean_accuracy", "logreg_accuracy", "the attacked CNN", "--set epochs=..."),

@@ -37,6 +37,7 @@ from mltricks.lab.attacked_networks import (
     NETWORK_BASELINES,
     NETWORKS_DATA_CONFIG,
     QUICK_NETWORKS_DATA_CONFIG,
+    SMOKE_NETWORKS,
     AttackedNetworksTraining,
     logistic_regression_baseline,
     train_attacked_networks,
@@ -77,8 +78,7 @@ PRESETS = {
     "smoke": Preset(
         seeds=(0,),
         config={
-            "epochs": 2,
-            "lenet_epochs": 2,
+            **SMOKE_NETWORKS,
             "steps": 10,
             "c": 10.0,  # ten steps at c = 1 reach no fixed target: a claim's metric would be NaN
             "binary_search_steps": 0,
@@ -88,8 +88,7 @@ PRESETS = {
             "fgsm_eps": (0.1, 0.3, 0.6),
             "l2_radii": (0.5, 1.0),
         },
-        # DATA_CONFIG's epochs would otherwise apply: smoke stays seconds long on real data
-        data_config={**SMOKE_SUBSET, "epochs": 2, "lenet_epochs": 2},
+        data_config={**SMOKE_SUBSET, **SMOKE_NETWORKS},
     ),
     "quick": Preset(seeds=(0,), data_config={**QUICK_NETWORKS_DATA_CONFIG, "max_test": 300}),
     # every test image, three seeds: the claims' margins are wide (see the report), and the

@@ -32,6 +32,7 @@ from mltricks.lab.attacked_networks import (
     NETWORK_BASELINES,
     NETWORKS_DATA_CONFIG,
     QUICK_NETWORKS_DATA_CONFIG,
+    SMOKE_NETWORKS,
     AttackedNetworksTraining,
     logistic_regression_baseline,
     train_attacked_networks,
@@ -62,9 +63,8 @@ DATA_CONFIG = {**NETWORKS_DATA_CONFIG, "max_test": 0}
 PRESETS = {
     "smoke": Preset(
         seeds=(0,),
-        config={"epochs": 2, "lenet_epochs": 2, "eps": (0.0, 0.05, 0.1, 0.3)},
-        # DATA_CONFIG's epochs would otherwise apply: smoke stays seconds long on real data
-        data_config={**SMOKE_SUBSET, "epochs": 2, "lenet_epochs": 2},
+        config={**SMOKE_NETWORKS, "eps": (0.0, 0.05, 0.1, 0.3)},
+        data_config={**SMOKE_SUBSET, **SMOKE_NETWORKS},
     ),
     "quick": Preset(
         seeds=(0, 1, 2),

@@ -85,8 +85,8 @@ PRESETS = {
     # budget of a full preset at 12 epochs. With --data, 40 epochs on 3,000 images at width 16
     # (width 32 trains ~2.8x slower): scripts/budget_mimo.py measured on Fashion-MNIST that M = 3
     # trails M = 1 up to 20 epochs (NLL +0.18 at 4, +0.03 at 20) and leads from 40 (-0.14; -0.34
-    # at 80, where M = 1 overfits and M = 3 still gains 0.03 NLL), at 1.7 CPU-minutes per 40
-    # epochs of one network: about 10 CPU-minutes a seed
+    # at 80, where M = 1 overfits and M = 3 still gains 0.03 NLL); the 5 seeds took 37
+    # CPU-minutes (results/fashion-mnist/mimo)
     "full": Preset(
         seeds=tuple(range(5)), config={"epochs": 12}, data_config={"epochs": 40, "width": 16}
     ),
