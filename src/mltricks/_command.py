@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 from mltricks._utils.extras import MissingExtraError, missing_modules
 
+INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``mltricks`` with ``argv``; exit status 2 with one line when the lab is missing."""
@@ -23,9 +25,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    from mltricks.lab.cli import main as lab_main
+    try:
+        # the lab's imports (torch, torchvision, matplotlib) take seconds: a Ctrl-C meanwhile,
+        # before the lab's own handler is in, is the same one line and exit status as in a run
+        from mltricks.lab.cli import main as lab_main
 
-    return lab_main(argv)
+        return lab_main(argv)
+    except KeyboardInterrupt:
+        print("\nmltricks: interrupted", file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

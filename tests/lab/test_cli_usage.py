@@ -106,6 +106,38 @@ def test_ctrl_c_is_one_line_exit_130_and_the_runs_say_interrupted(where, tmp_pat
     assert run_state(status.parent) == "interrupted"
 
 
+def _maps_torch(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/maps") as maps:
+            return "libtorch" in maps.read()
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/PID/maps")
+def test_ctrl_c_while_the_lab_imports_is_the_same_one_line_and_exit_130(tmp_path):
+    command = [sys.executable, "-c", _WITH_DEFAULT_SIGINT, *MLTRICKS, "run", "mc-dropout"]
+    process = subprocess.Popen(
+        [*command, "--preset", "quick", "--out", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.time() + 120
+        while not _maps_torch(process.pid) and time.time() < deadline:
+            time.sleep(0.01)
+        process.send_signal(signal.SIGINT)  # torch is loading: the lab has not started yet
+        out, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert out == ""  # no run began
+    assert process.returncode == 130
+    assert _one_line(err) == "mltricks: interrupted"
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize(
     ("environ", "launcher", "asked"),
     [

@@ -3,6 +3,7 @@ run folders hold what one process writes; failures, dead workers and bad options
 in one line each."""
 
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -104,6 +105,52 @@ def test_local_workers_begin_with_what_this_process_imported():
         backend.close()
     # a spawned worker would have to import the experiment (and torch) again
     assert found == {names[0]: True, names[1]: False}
+
+
+class _Closable:
+    """A stand-in for the LocalCluster and its Client: notes that it was closed."""
+
+    def __init__(self, *args, **kwargs):
+        self.closed = False
+
+    def close(self, timeout=None):
+        self.closed = True
+
+
+@pytest.mark.parametrize(
+    ("method", "handler", "interrupted"),
+    [
+        ("fork", signal.default_int_handler, True),  # Linux, from a terminal
+        ("fork", signal.SIG_IGN, False),  # started with SIGINT ignored (nohup, `&`)
+        ("spawn", signal.default_int_handler, False),  # spawned workers: the signal is ignored
+    ],
+)
+def test_a_ctrl_c_while_the_local_workers_start_is_acted_on_once_they_are_up(
+    method, handler, interrupted, monkeypatch
+):
+    distributed = pytest.importorskip("distributed")
+    cluster, client = _Closable(), _Closable()
+
+    def start_with_a_ctrl_c(jobs):
+        signal.raise_signal(signal.SIGINT)  # pressed while the workers start
+        return cluster
+
+    monkeypatch.setattr(parallel, "_local_cluster", start_with_a_ctrl_c)
+    monkeypatch.setattr(parallel, "worker_start_method", lambda: method)
+    monkeypatch.setattr(distributed, "Client", lambda *args, **kwargs: client)
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        if interrupted:
+            with pytest.raises(KeyboardInterrupt):
+                parallel.open_backend(jobs=2)
+        else:
+            backend = parallel.open_backend(jobs=2)
+            assert backend.cluster is cluster
+        # the workers are closed before the interrupt, never left running behind it
+        assert cluster.closed is interrupted and client.closed is interrupted
+        assert signal.getsignal(signal.SIGINT) is handler  # this process's handler is back
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _free_port() -> int:

@@ -2,6 +2,6 @@
 
 import sys
 
-from mltricks.lab.cli import main
+from mltricks._command import main
 
 sys.exit(main())

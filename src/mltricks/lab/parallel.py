@@ -196,9 +196,17 @@ def open_backend(*, jobs: int | None = None, cluster: str | None = None) -> Back
             ) from None
         workers = max(1, sum(client.nthreads().values()))
         return DaskBackend(client, workers=workers)
-    # Ctrl-C reaches every process of the terminal's group: the workers ignore it (they inherit
-    # the ignored signal) and this process cancels their tasks and closes them in order
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Ctrl-C reaches every process of the terminal's group: the workers must not act on it (they
+    # inherit what SIGINT does while they start) and this process cancels their tasks and
+    # closes them in order. A forked worker inherits a handler that only notes the signal; a
+    # spawned one (a new interpreter, which keeps no handler) inherits the ignored signal. A
+    # Ctrl-C noted while the workers start is acted on once they are up (see _deferred_sigint).
+    method = worker_start_method()
+    noted: list[int] = []
+    previous = signal.signal(
+        signal.SIGINT,
+        (lambda signum, _: noted.append(signum)) if method == "fork" else signal.SIG_IGN,
+    )
     # workers stopped mid-task at Ctrl-C leave their semaphores to multiprocessing's resource
     # tracker, which would report them on the console as it exits: a known, harmless leak
     quiet = "ignore:resource_tracker:UserWarning"
@@ -206,11 +214,25 @@ def open_backend(*, jobs: int | None = None, cluster: str | None = None) -> Back
         w for w in (os.environ.get("PYTHONWARNINGS"), quiet) if w
     )
     try:
-        with dask.config.set({"distributed.worker.multiprocessing-method": worker_start_method()}):
+        with dask.config.set({"distributed.worker.multiprocessing-method": method}):
             local = _local_cluster(jobs)
     finally:
         signal.signal(signal.SIGINT, previous)
-    return DaskBackend(Client(local, set_as_default=False), cluster=local, workers=int(jobs or 1))
+    backend = DaskBackend(
+        Client(local, set_as_default=False), cluster=local, workers=int(jobs or 1)
+    )
+    _deferred_sigint(backend, noted, previous)
+    return backend
+
+
+def _deferred_sigint(backend: Backend, noted: list[int], previous: Any) -> None:
+    """Act on a Ctrl-C noted while the workers started, as SIGINT's own handler ``previous``
+    would have: close the new cluster first (its workers would otherwise outlive the interrupt),
+    then deliver the signal again (with Python's handler, a ``KeyboardInterrupt`` here). Nothing
+    when no Ctrl-C came, or where this process ignores SIGINT."""
+    if noted and previous is not signal.SIG_IGN:
+        backend.close()
+        signal.raise_signal(signal.SIGINT)
 
 
 def worker_start_method(platform: str = sys.platform) -> str:
