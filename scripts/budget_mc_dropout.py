@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 EXPERIMENT = "mc-dropout"
-EPOCHS = (5, 10, 20, 40)
+EPOCHS = (5, 10, 20, 40, 80)
 COLUMNS = (
     ("nll_diff_mc50", "NLL MC50 - standard"),
     ("nll_diff_mc50_vs_ts", "NLL MC50 - temperature-scaled"),

@@ -82,10 +82,20 @@ CASES = (
         tuple((str(s),) for s in (250, 500, 1000, 2000)),
     ),
     Case(
+        "budget_fgsm",
+        "fgsm",
+        tuple(
+            (seed, {"max_test": "2000", "epochs": str(e)})
+            for e in (2, 4, 8, 16)
+            for seed in ("0", "1")  # a run per seed
+        ),
+        tuple((str(e),) for e in (2, 4, 8, 16)),
+    ),
+    Case(
         "budget_mc_dropout",
         "mc-dropout",
-        _grid("0,1,2", *({"epochs": e} for e in (5, 10, 20, 40))),
-        tuple((str(e),) for e in (5, 10, 20, 40)),
+        _grid("0,1,2", *({"epochs": e} for e in (5, 10, 20, 40, 80))),
+        tuple((str(e),) for e in (5, 10, 20, 40, 80)),
     ),
     Case(
         "budget_mil",
@@ -248,6 +258,14 @@ def _seed_metrics(experiment: str, seed: str, sets: dict[str, str]) -> dict[str,
             "test_accuracy_chosen",
             "accuracy_gain_chosen",
             "test_accuracy_logreg",
+        ],
+        "fgsm": [
+            "robustness_gap_at_compare_eps",
+            "accuracy_ratio_at_compare_eps",
+            "lenet_accuracy_ratio_at_compare_eps",
+            "accuracy_ratio_at_claim_eps",
+            "clean_accuracy",
+            "lenet_clean_accuracy",
         ],
         "mc-dropout": [
             "nll_diff_mc50",
