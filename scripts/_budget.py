@@ -48,6 +48,7 @@ __all__ = [
     "find_or_run",
     "finished_run",
     "lab_command",
+    "log_axes",
     "log_axis",
     "mean_and_seeds",
     "measure",
@@ -306,6 +307,15 @@ def cpu_footer(cpu_s: float, seeds: str | None = None) -> str:
     """The line under a table that gives the CPU time of all its runs (and their seeds)."""
     which = f" ({seeds})" if seeds is not None else ""
     return f"CPU time of the runs: {cpu_s / 60:.1f} min{which}."
+
+
+def log_axes(axes: Iterable[Axes], ticks: Sequence[float], *, legend_size: int = 8) -> None:
+    """The finish of a budget figure's panels: :func:`log_axis` at the grid's values, a light
+    grid and the legend (in ``legend_size`` points)."""
+    for ax in axes:
+        log_axis(ax, ticks)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=legend_size)
 
 
 def log_axis(ax: Axes, ticks: Sequence[float]) -> None:

@@ -93,9 +93,7 @@ def main(argv: list[str] | None = None) -> str:
     ax_share.set(title="labels or steps?")
     for axis in (ax, ax_share):
         axis.set(xlabel="optimizer steps")
-        _budget.log_axis(axis, STEPS)
-        axis.grid(alpha=0.3)
-        axis.legend(fontsize=7)
+    _budget.log_axes((ax, ax_share), STEPS, legend_size=7)
     title = f"{EXPERIMENT} on {args.data}, mean over seeds {args.seeds}"
     _budget.save_figure(fig, args.figure, title)
     return str(table)

@@ -63,9 +63,7 @@ def main(argv: list[str] | None = None) -> str:
             ax.plot(EPOCHS, rows.mean(1), style, label=label)
             ax.fill_between(EPOCHS, rows.min(1), rows.max(1), alpha=0.2)
         ax.set(xlabel="the CNN's training epochs (LeNet: the preset's)", ylabel=ylabel)
-        _budget.log_axis(ax, EPOCHS)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    _budget.log_axes(axes, EPOCHS)
     title = f"FGSM on {args.data}: CNN against LeNet, mean over seeds {args.seeds} (band: range)"
     _budget.save_figure(fig, args.figure, title)
     return str(table)

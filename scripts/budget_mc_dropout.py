@@ -71,9 +71,7 @@ def main(argv: list[str] | None = None) -> str:
     axes[1].set(ylabel="paired NLL difference (band: seeds' range)")
     for ax in axes:
         ax.set(xlabel="training epochs")
-        _budget.log_axis(ax, EPOCHS)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    _budget.log_axes(axes, EPOCHS)
     title = f"MC dropout on {args.data}, mean over seeds {args.seeds}"
     _budget.save_figure(fig, args.figure, title)
     return str(table)

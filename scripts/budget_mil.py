@@ -75,9 +75,7 @@ def main(argv: list[str] | None = None) -> str:
     for ax, title in zip(axes, titles):
         ax.axhline(0.9, color="0.5", ls="--", lw=1)
         ax.set(xlabel="optimizer steps (8 bags each)", title=title)
-        _budget.log_axis(ax, points)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    _budget.log_axes(axes, points)
     title = f"attention MIL on {args.data}, mean over seeds {args.seeds}"
     _budget.save_figure(fig, args.figure, title)
     return f"{table}\n\n{_budget.cpu_footer(cpu_s, args.seeds)}"

@@ -92,10 +92,7 @@ def main(argv: list[str] | None = None) -> str:
     axes[0].axhline(0, color="0.5", lw=1)
     axes[0].set(xlabel="epochs", ylabel="test NLL, M = 3 minus M = 1")
     axes[1].set(xlabel="epochs", ylabel="ensemble test NLL")
-    for ax in axes:
-        _budget.log_axis(ax, sorted({e for w in args.widths for e in EPOCHS[w]}))
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+    _budget.log_axes(axes, sorted({e for w in args.widths for e in EPOCHS[w]}))
     _budget.save_figure(fig, args.figure, f"MIMO on {args.data}, mean over seeds {args.seeds}")
     return str(table)
 

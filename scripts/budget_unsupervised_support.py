@@ -69,10 +69,8 @@ def main(argv: list[str] | None = None) -> str:
     ax.set(ylabel="test accuracy", title="mean over seeds")
     ax_gain.axhline(0.0, color="k", lw=0.6)
     ax_gain.set(xlabel="optimizer steps", title="paired gain of CE + ST + ME")
-    for axis in (ax, ax_gain):
-        _budget.log_axis(axis, sorted({s for _, budgets in SETTINGS for s in budgets}))
-        axis.grid(alpha=0.3)
-        axis.legend(fontsize=7)
+    all_steps = sorted({s for _, budgets in SETTINGS for s in budgets})
+    _budget.log_axes((ax, ax_gain), all_steps, legend_size=7)
     title = f"{EXPERIMENT} on {args.data}, 100 labels, seeds {args.seeds}"
     _budget.save_figure(fig, args.figure, title)
     return str(table)
