@@ -13,8 +13,6 @@ from collections.abc import Sequence
 
 from mltricks._utils.extras import MissingExtraError, missing_modules
 
-INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``mltricks`` with ``argv``; exit status 2 with one line when the lab is missing."""
@@ -33,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return lab_main(argv)
     except KeyboardInterrupt:
         print("\nmltricks: interrupted", file=sys.stderr)
-        return INTERRUPTED
+        return 130  # mltricks.lab.cli.INTERRUPTED, which the Ctrl-C may come before
 
 
 if __name__ == "__main__":

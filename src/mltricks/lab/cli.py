@@ -20,12 +20,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, NoReturn
 
-from mltricks._command import INTERRUPTED
 from mltricks._utils.extras import MissingExtraError
 from mltricks.lab import registry, tracking
 from mltricks.lab.config import ConfigError, field_types, resolve_config
 
 USAGE_ERROR = 2
+INTERRUPTED = 130  # 128 + SIGINT, as shells report a command stopped by Ctrl-C
 # at most this many seeds per run, each at most MAX_SEED: experiments derive seeds such as
 # seed * 1000 + k, which must stay below NumPy's 2**32
 MAX_SEEDS = 1000
