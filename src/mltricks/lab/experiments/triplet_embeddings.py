@@ -131,7 +131,7 @@ PRESETS = {
     # with --data: 30 epochs at width 16 on 3,000 Fashion-MNIST images, where the k-NN accuracy
     # curves of scripts/budget_triplet_embeddings.py stop rising (semi-hard 0.715 at 10 epochs,
     # 0.785 at 30, 0.776 at 40; hard 0.563, 0.657, 0.640; width 32 trains ~2.8x slower for
-    # about as much); 5 seeds of 5 trainings take about 22 CPU-minutes
+    # about as much); the 5 seeds took 17 CPU-minutes (results/fashion-mnist/triplet-embeddings)
     "full": Preset(
         seeds=tuple(range(5)), config={"epochs": 20}, data_config={"epochs": 30, "width": 16}
     ),
